@@ -1,0 +1,12 @@
+# One image for every desks process; docker-compose picks the command.
+FROM python:3.12-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY desks ./desks
+COPY api ./api
+COPY watcher ./watcher
+COPY broadcaster ./broadcaster
+COPY replica-set-init ./replica-set-init
+RUN pip install --no-cache-dir . && useradd --system desks
+USER desks
+CMD ["desks", "api", "--host", "0.0.0.0"]

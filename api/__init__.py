@@ -1,0 +1,76 @@
+"""The desks REST API: a Flask app that only ever writes to the store."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, g, request
+from flask_smorest import Api
+
+from api import desks, errors, health
+from api.repository import DeskRepository
+from desks.settings import Settings
+from desks.store import Store, open_store
+
+MAX_BODY_BYTES = 64 * 1024
+
+log = logging.getLogger("desks.api")
+
+
+def create_app(config: Mapping[str, Any] | None = None, store: Store | None = None) -> Flask:
+    """Build the API app on `store` (default: the one the environment names)."""
+    app = Flask(__name__)
+    app.config.update(
+        API_TITLE="desks",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+    )
+    app.config.update(config or {})
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the documented field order
+    store = store or open_store(Settings.from_env())
+    app.extensions["desks.store"] = store
+    app.extensions["desks.repository"] = DeskRepository(store.desks)
+
+    api = Api(app)
+    api.register_blueprint(desks.blp)
+    api.register_blueprint(health.blp)
+    _add_seed_routes(app)
+    errors.register(app)
+    _log_requests(app)
+    return app
+
+
+def _add_seed_routes(app: Flask) -> None:
+    # The seed system's clients call /api/desk/ and /api/desk/<id>: same views, undocumented.
+    collection = desks.DeskCollection.as_view("seed_desks")
+    item = desks.DeskItem.as_view("seed_desk")
+    app.add_url_rule("/api/desk", view_func=collection, strict_slashes=False)
+    app.add_url_rule("/api/desk/<desk_id>", view_func=item, strict_slashes=False)
+
+
+def _log_requests(app: Flask) -> None:
+    @app.before_request
+    def start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def log_request(response: Response) -> Response:
+        elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "ms": round(elapsed, 1),
+            },
+        )
+        return response

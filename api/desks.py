@@ -1,0 +1,140 @@
+"""The desks resource: create, list, read, replace, patch and delete desks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, request, url_for
+from flask.views import MethodView
+from flask_smorest import abort
+from flask_smorest.pagination import PaginationParameters
+
+from api.parsing import Blueprint
+from api.repository import DeskNotFound, DeskRepository, VersionMismatch
+from api.schemas import DeskCreateSchema, DeskPatchSchema, DeskQueryArgsSchema, DeskSchema
+from desks.desk import desk_json, etag
+
+blp = Blueprint("desks", __name__, url_prefix="/api/desks", description="Desks (sizes in cm).")
+
+IF_MATCH = {
+    "in": "header",
+    "name": "If-Match",
+    "description": "Strong ETag(s) of the version you hold; 412 if the desk has moved on.",
+    "schema": {"type": "string"},
+}
+
+
+def repository() -> DeskRepository:
+    """Return the repository of the app's store."""
+    repo: DeskRepository = current_app.extensions["desks.repository"]
+    return repo
+
+
+def expected_versions() -> list[int] | None:
+    """Return the versions named by If-Match, or None when any version will do."""
+    if "If-Match" not in request.headers or request.if_match.star_tag:
+        return None
+    tags = request.if_match.as_set(include_weak=False)
+    return [int(tag) for tag in tags if tag.isdigit() and len(tag) <= 18]
+
+
+def _with_etag(
+    document: dict[str, Any], status: int = 200
+) -> tuple[dict[str, Any], int, dict[str, str]]:
+    return desk_json(document), status, {"ETag": etag(document["version"])}
+
+
+@blp.route("", strict_slashes=False)
+class DeskCollection(MethodView):
+    """The collection of desks."""
+
+    @blp.arguments(DeskQueryArgsSchema, location="query")
+    @blp.response(200, DeskSchema(many=True))
+    @blp.paginate()
+    def get(
+        self, args: dict[str, Any], pagination_parameters: PaginationParameters
+    ) -> list[dict[str, Any]]:
+        """List desks, oldest first, optionally filtered by name."""
+        documents, total = repository().page(
+            args.get("name"), pagination_parameters.first_item, pagination_parameters.page_size
+        )
+        pagination_parameters.item_count = total
+        return [desk_json(document) for document in documents]
+
+    @blp.arguments(DeskCreateSchema)
+    @blp.response(201, DeskSchema, headers={"Location": {"schema": {"type": "string"}}})
+    def post(self, fields: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Create a desk."""
+        document = repository().create(fields)
+        body, status, headers = _with_etag(document, 201)
+        headers["Location"] = url_for("desks.DeskItem", desk_id=body["id"])
+        return body, status, headers
+
+
+@blp.route("/<desk_id>", strict_slashes=False)
+class DeskItem(MethodView):
+    """One desk."""
+
+    @blp.response(200, DeskSchema)
+    @blp.alt_response(304, description="Not modified (If-None-Match)")
+    @blp.alt_response(404, description="No such desk")
+    def get(self, desk_id: str) -> Any:
+        """Read a desk."""
+        document = _get_or_404(desk_id)
+        if etag(document["version"]).strip('"') in request.if_none_match:
+            return Response(status=304, headers={"ETag": etag(document["version"])})
+        return _with_etag(document)
+
+    @blp.arguments(DeskCreateSchema)
+    @blp.response(200, DeskSchema)
+    @blp.alt_response(404, description="No such desk")
+    @blp.alt_response(412, description="If-Match names a version the desk no longer has")
+    @blp.doc(parameters=[IF_MATCH])
+    def put(
+        self, fields: dict[str, Any], desk_id: str
+    ) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Replace a desk's name, width and height."""
+        return _with_etag(_update(desk_id, fields))
+
+    @blp.arguments(DeskPatchSchema)
+    @blp.response(200, DeskSchema)
+    @blp.alt_response(404, description="No such desk")
+    @blp.alt_response(412, description="If-Match names a version the desk no longer has")
+    @blp.doc(parameters=[IF_MATCH])
+    def patch(
+        self, fields: dict[str, Any], desk_id: str
+    ) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Change some of a desk's fields."""
+        return _with_etag(_update(desk_id, fields))
+
+    @blp.response(204)
+    @blp.alt_response(404, description="No such desk")
+    @blp.alt_response(412, description="If-Match names a version the desk no longer has")
+    @blp.doc(parameters=[IF_MATCH])
+    def delete(self, desk_id: str) -> None:
+        """Delete a desk."""
+        try:
+            repository().delete(desk_id, expected_versions())
+        except DeskNotFound:
+            abort(404, message=f"No desk with id {desk_id!r}.")
+        except VersionMismatch:
+            abort(412, message="The desk has changed since the version named in If-Match.")
+
+
+def _get_or_404(desk_id: str) -> dict[str, Any]:
+    try:
+        return repository().get(desk_id)
+    except DeskNotFound:
+        abort(404, message=f"No desk with id {desk_id!r}.")
+        raise  # unreachable: abort raises
+
+
+def _update(desk_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return repository().update(desk_id, fields, expected_versions())
+    except DeskNotFound:
+        abort(404, message=f"No desk with id {desk_id!r}.")
+        raise
+    except VersionMismatch:
+        abort(412, message="The desk has changed since the version named in If-Match.")
+        raise

@@ -1,0 +1,60 @@
+"""Every error is JSON: request hygiene checks and handlers for what views do not catch."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from flask import Flask, Response, jsonify, request
+from flask_smorest import abort
+from pymongo.errors import ConnectionFailure
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+log = logging.getLogger("desks.api")
+
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """Build an error body shaped like flask-smorest's own: code, status, message."""
+    response = jsonify(code=status, status=HTTPStatus(status).phrase, message=message)
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def require_json_body() -> None:
+    """Refuse a write whose body is not declared as JSON (415), before anything parses it."""
+    if request.method not in _BODY_METHODS or not request.path.startswith("/api/"):
+        return
+    mimetype = request.mimetype
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        abort(
+            415,
+            message="Send the body as JSON with Content-Type: application/json "
+            f"(got {mimetype or 'none'}).",
+        )
+
+
+def register(app: Flask) -> None:
+    """Attach JSON error handlers for store outages and unexpected failures."""
+    app.before_request(require_json_body)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error: RequestEntityTooLarge) -> Response:
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return error_response(413, f"The body is larger than {limit // 1024} KiB.")
+
+    @app.errorhandler(ConnectionFailure)
+    def store_unreachable(error: ConnectionFailure) -> Response:
+        log.warning("store unreachable", extra={"error": type(error).__name__})
+        return error_response(
+            503, "The desk store is unreachable; try again shortly.", {"Retry-After": "5"}
+        )
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Response:
+        if isinstance(error, HTTPException):  # already JSON through flask-smorest's handler
+            raise error
+        log.exception("unhandled error", extra={"method": request.method, "path": request.path})
+        return error_response(500, "Internal error; it has been logged.")

@@ -1,0 +1,52 @@
+"""Serve the API over HTTP: gunicorn in production, an in-process threaded server for `desks up`."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+from werkzeug.serving import BaseWSGIServer, make_server
+
+
+class InProcessServer:
+    """A threaded WSGI server in a background thread, sharing this process's embedded store."""
+
+    def __init__(self, app: Flask, host: str, port: int) -> None:
+        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="api", daemon=True)
+
+    @property
+    def port(self) -> int:
+        """Return the bound port (useful when asked for port 0)."""
+        return int(self._server.server_port)
+
+    def start(self) -> None:
+        """Start answering requests."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting requests and wait for the serving thread."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class GunicornServer(BaseApplication):  # type: ignore[misc]
+    """Gunicorn running `create_app()` in each worker (clients are made after the fork)."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        """Apply our options to gunicorn's config."""
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        """Build the app inside the worker."""
+        from api import create_app
+
+        return create_app()

@@ -1,0 +1,1 @@
+"""Broadcaster: fans events out to WebSocket clients (see issue 3)."""

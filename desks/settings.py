@@ -1,0 +1,81 @@
+"""Typed settings read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value desks cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything desks reads from the environment, with safe local defaults."""
+
+    mongodb_uri: str | None = None
+    database: str = "desks"
+    server_selection_timeout_ms: int = 3000
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    embedded_history_size: int = 100_000
+    log_level: str = "INFO"
+
+    @property
+    def embedded(self) -> bool:
+        """Tell whether the embedded store is used (no MONGODB_URI)."""
+        return self.mongodb_uri is None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from `environ` (default: os.environ), naming any invalid variable."""
+        env = os.environ if environ is None else environ
+        return cls(
+            mongodb_uri=env.get("MONGODB_URI") or None,
+            database=_name(env, "DESKS_DB", cls.database),
+            server_selection_timeout_ms=_integer(
+                env,
+                "DESKS_SERVER_SELECTION_TIMEOUT_MS",
+                cls.server_selection_timeout_ms,
+                1,
+                600_000,
+            ),
+            api_host=env.get("DESKS_API_HOST") or cls.api_host,
+            api_port=_integer(env, "DESKS_API_PORT", cls.api_port, 0, 65535),
+            embedded_history_size=_integer(
+                env, "DESKS_EMBEDDED_HISTORY_SIZE", cls.embedded_history_size, 1, 10_000_000
+            ),
+            log_level=_choice(
+                env, "DESKS_LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")
+            ),
+        )
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or default).strip().upper()
+    if raw not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _name(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = (env.get(name) or default).strip()
+    # MongoDB rejects these characters in database names; fail at start-up, not at first write.
+    if not raw or len(raw) > 63 or any(c in raw for c in '/\\. "$*<>:|?\0'):
+        raise SettingsError(f"{name} is not a valid MongoDB database name: {raw!r}")
+    return raw

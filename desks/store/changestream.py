@@ -1,0 +1,355 @@
+"""pymongo's ChangeStream API over the embedded oplog, with MongoDB's event shapes and errors."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from bson import Timestamp
+from mongomock.aggregate import process_pipeline
+from pymongo.errors import (
+    ConnectionFailure,
+    CursorNotFound,
+    InvalidOperation,
+    OperationFailure,
+    PyMongoError,
+)
+
+from desks.store.oplog import (
+    CHANGE_STREAM_FATAL_ERROR,
+    INVALID_RESUME_TOKEN,
+    INVALIDATE_TOKEN,
+    Document,
+    Entry,
+    Oplog,
+    failure,
+)
+
+_FULL_DOCUMENT = {None, "default", "updateLookup", "whenAvailable", "required"}
+_BEFORE_CHANGE = {None, "off", "whenAvailable", "required"}
+_CRUD = {"insert", "update", "replace", "delete"}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a stream watches: one collection, one database (coll None) or all (db None)."""
+
+    db: str | None = None
+    coll: str | None = None
+
+    def sees(self, entry: Entry) -> bool:
+        """Tell whether `entry` belongs to this scope."""
+        if entry.operation == "noop":
+            return False
+        if self.db is None:
+            return True
+        if entry.db != self.db:
+            return False
+        return self.coll is None or entry.coll == self.coll or entry.operation == "dropDatabase"
+
+    def invalidated_by(self, entry: Entry) -> bool:
+        """Tell whether `entry` ends a stream of this scope, as MongoDB's invalidate does."""
+        if self.db is None:
+            return False
+        if self.coll is None:
+            return entry.operation == "dropDatabase"
+        return entry.operation in {"drop", "rename", "dropDatabase"}
+
+
+def resumable(error: PyMongoError) -> bool:
+    """Tell whether pymongo would resume a change stream after `error`."""
+    if isinstance(error, ConnectionFailure | CursorNotFound):
+        return True
+    return isinstance(error, OperationFailure) and error.has_error_label(
+        "ResumableChangeStreamError"
+    )
+
+
+class EmbeddedChangeStream:
+    """A change stream on the embedded server: same methods and semantics as pymongo's."""
+
+    def __init__(
+        self,
+        oplog: Oplog,
+        scope: Scope,
+        lookup: Callable[[str, str, Any], Document | None],
+        pipeline: Sequence[Mapping[str, Any]] | None = None,
+        full_document: str | None = None,
+        resume_after: Mapping[str, Any] | None = None,
+        max_await_time_ms: int | None = None,
+        start_at_operation_time: Timestamp | None = None,
+        start_after: Mapping[str, Any] | None = None,
+        full_document_before_change: str | None = None,
+    ) -> None:
+        if full_document not in _FULL_DOCUMENT:
+            raise failure(f"unknown fullDocument mode {full_document!r}", 9, "FailedToParse")
+        if full_document_before_change not in _BEFORE_CHANGE:
+            raise failure(
+                f"unknown fullDocumentBeforeChange mode {full_document_before_change!r}",
+                9,
+                "FailedToParse",
+            )
+        starts = [x for x in (resume_after, start_after, start_at_operation_time) if x is not None]
+        if len(starts) > 1:
+            raise failure(
+                "Only one type of resume option is allowed, but multiple were found.",
+                40674,
+                "Location40674",
+            )
+        self._oplog = oplog
+        self._scope = scope
+        self._lookup = lookup
+        self._pipeline = [dict(stage) for stage in pipeline or []]
+        self._full_document = full_document
+        self._before_change = full_document_before_change
+        self._max_await = (1000 if max_await_time_ms is None else max_await_time_ms) / 1000
+        self._closed = False
+        self._min_time: Timestamp | None = None
+        self._invalidated_at: int | None = None
+        with oplog.lock:
+            self._position = self._start_position(
+                resume_after, start_after, start_at_operation_time
+            )
+            oplog.entries_after(self._position)  # raises 286 now if history is already gone
+            self._resume_token = oplog.token(self._position)
+
+    def _start_position(
+        self,
+        resume_after: Mapping[str, Any] | None,
+        start_after: Mapping[str, Any] | None,
+        start_at_operation_time: Timestamp | None,
+    ) -> int:
+        if resume_after is not None:
+            position, kind = self._oplog.parse_token(resume_after)
+            if kind == INVALIDATE_TOKEN:
+                raise failure(
+                    "Attempted to resume a stream on a collection which has been dropped. "
+                    "The change stream's pipeline may need to make comparisons which should "
+                    "not be done after the collection was dropped; use startAfter instead.",
+                    INVALID_RESUME_TOKEN,
+                    "InvalidResumeToken",
+                )
+            return position
+        if start_after is not None:
+            return self._oplog.parse_token(start_after)[0]
+        if start_at_operation_time is not None:
+            if not isinstance(start_at_operation_time, Timestamp):
+                raise TypeError("start_at_operation_time must be an instance of bson.Timestamp")
+            self._min_time = start_at_operation_time
+            return self._oplog.position_at(start_at_operation_time)
+        return self._oplog.head
+
+    @property
+    def alive(self) -> bool:
+        """Tell whether the stream can return more changes."""
+        return not self._closed
+
+    @property
+    def resume_token(self) -> Mapping[str, Any] | None:
+        """Return the token to resume after the last change returned (or position reached)."""
+        return copy.deepcopy(self._resume_token)
+
+    def close(self) -> None:
+        """Close the stream, waking a reader blocked in another thread."""
+        with self._oplog.changed:
+            self._closed = True
+            self._oplog.changed.notify_all()
+
+    def __iter__(self) -> EmbeddedChangeStream:
+        return self
+
+    def __next__(self) -> Document:
+        return self.next()
+
+    def next(self) -> Document:
+        """Block until the next change arrives; StopIteration once the stream is closed."""
+        while self.alive:
+            change = self.try_next()
+            if change is not None:
+                return change
+        raise StopIteration
+
+    def __enter__(self) -> EmbeddedChangeStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def try_next(self) -> Document | None:
+        """Return the next change, or None after waiting up to max_await_time_ms."""
+        if self._closed:
+            return None
+        try:
+            with self._oplog.changed:
+                self._poll_faults()
+                return self._next_change()
+        except PyMongoError as error:
+            if not resumable(error):
+                self.close()
+            raise
+        except BaseException:
+            self.close()
+            raise
+
+    def _poll_faults(self) -> None:
+        fault = self._oplog.take_fault()
+        if fault is None:
+            return
+        if not resumable(fault):
+            raise fault
+        # pymongo resumes once, transparently; a second failure in a row reaches the caller.
+        second = self._oplog.take_fault()
+        if second is not None:
+            raise second
+
+    def _next_change(self) -> Document | None:
+        if self._position > self._oplog.head:
+            raise failure(
+                "cannot resume stream; the resume token was not found",
+                CHANGE_STREAM_FATAL_ERROR,
+                "ChangeStreamFatalError",
+            )
+        deadline = time.monotonic() + self._max_await
+        while not self._closed:
+            if self._invalidated_at is not None:
+                return self._invalidate()
+            for entry in self._oplog.entries_after(self._position):
+                self._position = entry.position
+                change = self._change_for(entry)
+                if change is not None:
+                    return change
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._oplog.changed.wait(remaining)
+        if not self._closed:
+            self._oplog.append_noop_if_idle()
+            self._position = self._oplog.head
+            self._resume_token = self._oplog.token(self._position)
+        return None
+
+    def _change_for(self, entry: Entry) -> Document | None:
+        if not self._scope.sees(entry):
+            return None
+        if self._min_time is not None and entry.cluster_time < self._min_time:
+            return None
+        if self._scope.invalidated_by(entry):
+            self._invalidated_at = entry.position
+        change = self._event(entry)
+        if self._pipeline:
+            try:
+                matched = list(process_pipeline([change], None, self._pipeline, None))
+            except NotImplementedError as error:
+                raise failure(str(error), 40324, "Location40324") from None
+            if not matched:
+                return None
+            change = matched[0]
+        if "_id" not in change:
+            self.close()
+            raise InvalidOperation(
+                "Cannot provide resume functionality when the resume token is missing."
+            )
+        self._resume_token = copy.deepcopy(change["_id"])
+        return change
+
+    def _invalidate(self) -> Document:
+        assert self._invalidated_at is not None
+        entry = self._oplog.entries_after(self._invalidated_at - 1)[0]
+        self._closed = True
+        token = self._oplog.token(self._invalidated_at, INVALIDATE_TOKEN)
+        self._resume_token = token
+        return {
+            "_id": token,
+            "operationType": "invalidate",
+            "clusterTime": entry.cluster_time,
+            "wallTime": entry.wall_time,
+        }
+
+    def _event(self, entry: Entry) -> Document:
+        change: Document = {
+            "_id": self._oplog.token(entry.position),
+            "operationType": entry.operation,
+            "clusterTime": entry.cluster_time,
+            "wallTime": entry.wall_time,
+        }
+        if entry.operation in {"insert", "replace"}:
+            change["fullDocument"] = copy.deepcopy(entry.after)
+        elif entry.operation == "update" and self._full_document not in {None, "default"}:
+            change["fullDocument"] = self._post_image(entry)
+        if entry.operation == "dropDatabase":
+            change["ns"] = {"db": entry.db}
+        else:
+            change["ns"] = {"db": entry.db, "coll": entry.coll}
+        if entry.operation == "rename" and entry.to is not None:
+            change["to"] = {"db": entry.to[0], "coll": entry.to[1]}
+        if entry.operation in _CRUD:
+            change["documentKey"] = copy.deepcopy(entry.document_key)
+        if entry.operation == "update":
+            change["updateDescription"] = update_description(entry.before or {}, entry.after or {})
+        if entry.operation in {"update", "replace", "delete"} and self._before_change not in {
+            None,
+            "off",
+        }:
+            change["fullDocumentBeforeChange"] = self._pre_image(entry)
+        return change
+
+    def _post_image(self, entry: Entry) -> Document | None:
+        if self._full_document == "updateLookup":
+            # Read when the event is read, like MongoDB: possibly a later version, or None.
+            assert entry.coll is not None and entry.document_key is not None
+            return self._lookup(entry.db, entry.coll, entry.document_key["_id"])
+        return self._image(entry, entry.after, self._full_document, "post")
+
+    def _pre_image(self, entry: Entry) -> Document | None:
+        return self._image(entry, entry.before, self._before_change, "pre")
+
+    @staticmethod
+    def _image(
+        entry: Entry, image: Document | None, mode: str | None, kind: str
+    ) -> Document | None:
+        if entry.images:
+            return copy.deepcopy(image)
+        if mode == "required":
+            raise failure(
+                f"Change stream was configured to require a {kind}-image for all update, "
+                f"delete and replace events, but the {kind}-image was not found for the event "
+                f"at position {entry.position}",
+                47,
+                "NoMatchingDocument",
+            )
+        return None
+
+
+def update_description(before: Mapping[str, Any], after: Mapping[str, Any]) -> Document:
+    """Describe an update as MongoDB does: changed paths (dotted into sub-documents), removed."""
+    updated: Document = {}
+    removed: list[str] = []
+    _diff(before, after, "", updated, removed)
+    return {"updatedFields": updated, "removedFields": removed, "truncatedArrays": []}
+
+
+def _diff(
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    prefix: str,
+    updated: Document,
+    removed: list[str],
+) -> None:
+    for key, value in after.items():
+        path = prefix + key
+        if key not in before:
+            updated[path] = copy.deepcopy(value)
+        elif isinstance(value, Mapping) and isinstance(before[key], Mapping):
+            _diff(before[key], value, path + ".", updated, removed)
+        elif before[key] != value or type(before[key]) is not type(value):
+            updated[path] = copy.deepcopy(value)
+    removed.extend(prefix + key for key in before if key not in after)

@@ -1,0 +1,55 @@
+"""Fixtures shared by every test: an embedded store, the API app and its client."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from api import create_app
+from desks.settings import Settings
+from desks.store import Store, open_store
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
+    """Return the first truthy value of condition(), failing the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """Return a TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    """Yield a fresh embedded store."""
+    store = open_store(Settings())
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def app(store: Store) -> Flask:
+    """Return the API app on the embedded store."""
+    return create_app({"TESTING": True}, store=store)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """Return a test client of the API app."""
+    return app.test_client()

@@ -1,0 +1,139 @@
+"""The `desks` command as an operator uses it, in real processes on free ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def desks(*args, env=None, **kwargs):
+    merged = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    merged.pop("MONGODB_URI", None) if "MONGODB_URI" not in (env or {}) else None
+    return subprocess.run(
+        [sys.executable, "-m", "desks.cli", *args],
+        capture_output=True,
+        text=True,
+        env=merged,
+        timeout=30,
+        **kwargs,
+    )
+
+
+def test_help_lists_subcommands():
+    result = desks("--help")
+    assert result.returncode == 0
+    assert "api" in result.stdout and "up" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args", [["frobnicate"], ["up", "--port", "nope"], ["up", "--port", "99999"], []]
+)
+def test_bad_options_exit_2_with_a_message(args):
+    result = desks(*args)
+    assert result.returncode == 2
+    assert "desks" in result.stderr and "error" in result.stderr
+
+
+def test_api_without_mongodb_uri_exits_2_explaining_why():
+    result = desks("api")
+    assert result.returncode == 2
+    assert "MONGODB_URI" in result.stderr
+
+
+def test_invalid_environment_exits_2_naming_the_variable():
+    result = desks("up", env={"DESKS_API_PORT": "x"})
+    assert result.returncode == 2
+    assert "DESKS_API_PORT" in result.stderr
+
+
+class Running:
+    """A `desks up` process whose output is collected line by line."""
+
+    def __init__(self, port: int, log: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env.pop("MONGODB_URI", None)
+        self.log = log
+        with log.open("w") as stderr:  # a file, not a pipe: a full pipe would stall the server
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "desks.cli", "up", "--port", str(port)],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                env=env,
+            )
+        self.lines: list[str] = []
+
+    def wait_ready(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if line.strip() == "ready":
+                return
+        raise AssertionError(f"exited before ready: {self.log.read_text()}")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate()
+
+
+@pytest.fixture
+def system(tmp_path):
+    port = free_port()
+    running = Running(port, tmp_path / "desks-up.log")
+    try:
+        running.wait_ready()
+        yield port, running
+    finally:
+        running.close()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_seed_curl_commands_work_verbatim(system):
+    port, _ = system
+    seed = [
+        """curl -X POST http://localhost:8000/api/desk/ -H "Content-Type: application/json" -d '{"name": "Mesa Ejecutiva", "width": 180, "height": 90}'""",  # noqa: E501
+        """curl -X PATCH http://localhost:8000/api/desk/<id> -H "Content-Type: application/json" -d '{"width": 200}'""",  # noqa: E501
+        """curl -X DELETE http://localhost:8000/api/desk/<id>""",
+    ]
+
+    def run(command, desk_id=""):
+        command = command.replace(":8000", f":{port}").replace("<id>", desk_id)
+        return subprocess.run(
+            shlex.split(command) + ["-s", "-w", "\n%{http_code}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.rsplit("\n", 1)
+
+    body, status = run(seed[0])
+    assert status == "201"
+    created = json.loads(body)
+    assert (created["name"], created["width"], created["height"]) == ("Mesa Ejecutiva", 180, 90)
+    body, status = run(seed[1], created["id"])
+    assert status == "200" and json.loads(body)["width"] == 200
+    body, status = run(seed[2], created["id"])
+    assert status == "204" and body == ""
+
+
+def test_up_prints_urls_and_stops_on_sigterm_within_5s(system):
+    port, running = system
+    assert any(f"http://127.0.0.1:{port}/api/desks" in line for line in running.lines)
+    started = time.monotonic()
+    running.process.send_signal(signal.SIGTERM)
+    wait_until(lambda: running.process.poll() is not None, timeout=5)
+    assert running.process.returncode == 0
+    assert time.monotonic() - started < 5

@@ -1,0 +1,36 @@
+"""Settings come from the environment, with a clear error naming a bad variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from desks.settings import Settings, SettingsError
+
+
+def test_defaults_are_local_and_embedded():
+    settings = Settings.from_env({})
+    assert settings.embedded
+    assert (settings.api_host, settings.api_port, settings.database) == ("127.0.0.1", 8000, "desks")
+
+
+def test_values_are_read_and_typed():
+    settings = Settings.from_env(
+        {"MONGODB_URI": "mongodb://db/?replicaSet=rs0", "DESKS_API_PORT": "9000", "DESKS_DB": "x"}
+    )
+    assert not settings.embedded
+    assert (settings.api_port, settings.database) == (9000, "x")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DESKS_API_PORT", "eighty"),
+        ("DESKS_API_PORT", "70000"),
+        ("DESKS_SERVER_SELECTION_TIMEOUT_MS", "0"),
+        ("DESKS_DB", "bad.name"),
+        ("DESKS_LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_invalid_values_name_the_variable(name, value):
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})

@@ -1,0 +1,1 @@
+"""Watcher: tails the desks change stream into the event log (see issue 3)."""
