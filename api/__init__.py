@@ -10,8 +10,9 @@ from typing import Any
 from flask import Flask, Response, g, request
 from flask_smorest import Api
 
-from api import desks, errors, health
+from api import desks, errors, events, health
 from api.repository import DeskRepository
+from desks.event_log import EventLog
 from desks.settings import Settings
 from desks.store import Store, open_store
 
@@ -38,9 +39,11 @@ def create_app(config: Mapping[str, Any] | None = None, store: Store | None = No
     store = store or open_store(Settings.from_env())
     app.extensions["desks.store"] = store
     app.extensions["desks.repository"] = DeskRepository(store.desks)
+    app.extensions["desks.events"] = EventLog(store.database)
 
     api = Api(app)
     api.register_blueprint(desks.blp)
+    api.register_blueprint(events.blp)
     api.register_blueprint(health.blp)
     _add_seed_routes(app)
     errors.register(app)

@@ -9,6 +9,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 from flask_smorest.pagination import PaginationParameters
 
+from api.events import event_log
 from api.parsing import Blueprint
 from api.repository import DeskNotFound, DeskRepository, VersionMismatch
 from api.schemas import DeskCreateSchema, DeskPatchSchema, DeskQueryArgsSchema, DeskSchema
@@ -16,6 +17,10 @@ from desks.desk import desk_json, etag
 
 blp = Blueprint("desks", __name__, url_prefix="/api/desks", description="Desks (sizes in cm).")
 
+EVENT_SEQ = {
+    "description": "Head seq of the event log when the list was read: subscribe with after=it.",
+    "schema": {"type": "integer"},
+}
 IF_MATCH = {
     "in": "header",
     "name": "If-Match",
@@ -49,17 +54,20 @@ class DeskCollection(MethodView):
     """The collection of desks."""
 
     @blp.arguments(DeskQueryArgsSchema, location="query")
-    @blp.response(200, DeskSchema(many=True))
+    @blp.response(200, DeskSchema(many=True), headers={"X-Event-Seq": EVENT_SEQ})
     @blp.paginate()
     def get(
         self, args: dict[str, Any], pagination_parameters: PaginationParameters
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
         """List desks, oldest first, optionally filtered by name."""
+        # Read the head first: the snapshot is then at least as new as it, so a dashboard that
+        # subscribes with after=<head> and skips versions it has misses nothing.
+        head = event_log().head()
         documents, total = repository().page(
             args.get("name"), pagination_parameters.first_item, pagination_parameters.page_size
         )
         pagination_parameters.item_count = total
-        return [desk_json(document) for document in documents]
+        return [desk_json(document) for document in documents], {"X-Event-Seq": str(head)}
 
     @blp.arguments(DeskCreateSchema)
     @blp.response(201, DeskSchema, headers={"Location": {"schema": {"type": "string"}}})

@@ -1,20 +1,46 @@
-"""The `desks` command: run the API, or the whole system, from one entry point."""
+"""The `desks` command: run the system, or one component of it, from one entry point."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import logging
 import signal
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
+from dataclasses import replace
 from types import FrameType
+from urllib.parse import urlencode
 
 from desks import logs
 from desks.settings import Settings, SettingsError
-from desks.store import open_store
 
 log = logging.getLogger("desks.cli")
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range: {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _seq(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {value}")
+    return value
 
 
 def _parser(settings: Settings) -> argparse.ArgumentParser:
@@ -24,15 +50,49 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    up = commands.add_parser("up", help="run API, watcher and broadcaster in one process")
+    up.add_argument("--host", default=settings.api_host, help="API address (%(default)s)")
+    up.add_argument("--port", type=_port, default=settings.api_port, help="API port (%(default)s)")
+    up.add_argument(
+        "--ws-port",
+        type=_port,
+        default=settings.broadcaster_port,
+        help="broadcaster port (%(default)s)",
+    )
+
     api = commands.add_parser("api", help="serve the REST API with gunicorn (needs MONGODB_URI)")
     api.add_argument("--host", default=settings.api_host, help="address to bind (%(default)s)")
-    api.add_argument("--port", type=int, default=settings.api_port, help="port (%(default)s)")
-    api.add_argument("--workers", type=int, default=2, help="worker processes (%(default)s)")
-    api.add_argument("--threads", type=int, default=4, help="threads per worker (%(default)s)")
+    api.add_argument("--port", type=_port, default=settings.api_port, help="port (%(default)s)")
+    api.add_argument("--workers", type=_positive, default=2, help="processes (%(default)s)")
+    api.add_argument("--threads", type=_positive, default=4, help="threads each (%(default)s)")
 
-    up = commands.add_parser("up", help="run the whole system in one process (embedded store)")
-    up.add_argument("--host", default=settings.api_host, help="address to bind (%(default)s)")
-    up.add_argument("--port", type=int, default=settings.api_port, help="API port (%(default)s)")
+    commands.add_parser(
+        "watcher",
+        help="tail the change stream into the event log and feed the broadcaster "
+        "(needs MONGODB_URI and DESKS_PUBLISH_TOKEN)",
+    )
+
+    broadcaster = commands.add_parser(
+        "broadcaster", help="serve WebSocket clients (needs DESKS_PUBLISH_TOKEN)"
+    )
+    broadcaster.add_argument("--host", default=settings.broadcaster_host, help="(%(default)s)")
+    broadcaster.add_argument(
+        "--port", type=_port, default=settings.broadcaster_port, help="(%(default)s)"
+    )
+
+    consume = commands.add_parser("consume", help="print desk events as they happen")
+    consume.add_argument("--url", default=settings.broadcaster_url, help="(%(default)s)")
+    consume.add_argument("--after", type=_seq, help="first print the events after this seq")
+    consume.add_argument("--lang", choices=("es", "en"), default="es", help="(%(default)s)")
+
+    replay = commands.add_parser("replay", help="print logged events as JSON lines")
+    replay.add_argument("--after", type=_seq, default=0, help="start after this seq (0)")
+    replay.add_argument("--limit", type=_positive, help="print at most this many")
+    replay.add_argument(
+        "--api",
+        default=f"http://{settings.api_host}:{settings.api_port}",
+        help="the API to read from (%(default)s)",
+    )
     return parser
 
 
@@ -45,20 +105,63 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     parser = _parser(settings)
     args = parser.parse_args(argv)
-    for name in ("port", "workers", "threads"):
-        value = getattr(args, name, None)
-        if value is not None and not (0 <= value <= 65535 and (name == "port" or value >= 1)):
-            parser.error(f"--{name} out of range: {value}")
     logs.configure(settings.log_level)
-    if args.command == "api":
-        return _api(parser, settings, args)
-    return _up(settings, args)
+    if args.command in {"api", "watcher"} and settings.mongodb_uri is None:
+        # Each process would get its own empty in-memory store: refuse rather than mislead.
+        parser.error(
+            f"desks {args.command} needs MONGODB_URI; for the embedded store run `desks up`"
+        )
+    if args.command in {"watcher", "broadcaster"} and settings.publish_token is None:
+        parser.error(f"desks {args.command} needs DESKS_PUBLISH_TOKEN (a shared secret)")
+    command = {
+        "up": _up,
+        "api": _api,
+        "watcher": _watcher,
+        "broadcaster": _broadcaster,
+        "consume": _consume,
+        "replay": _replay,
+    }[args.command]
+    return command(settings, args)
 
 
-def _api(parser: argparse.ArgumentParser, settings: Settings, args: argparse.Namespace) -> int:
-    if settings.mongodb_uri is None:
-        # Each gunicorn worker would get its own empty in-memory store: refuse rather than lie.
-        parser.error("desks api needs MONGODB_URI; for the embedded store run `desks up`")
+def _stop_on_signal() -> threading.Event:
+    """Turn SIGINT and SIGTERM into an event; install before announcing readiness."""
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        stopping.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    return stopping
+
+
+def _up(settings: Settings, args: argparse.Namespace) -> int:
+    from desks.store import open_store
+    from desks.system import System
+
+    settings = replace(
+        settings, api_host=args.host, api_port=args.port, broadcaster_port=args.ws_port
+    )
+    stopping = _stop_on_signal()
+    store = open_store(settings)
+    system = System(settings, store)
+    system.start()
+    print(f"desks is up on the {store.kind} store", flush=True)
+    print(f"  API          {system.api_url}/api/desks", flush=True)
+    print(f"  docs         {system.api_url}/docs", flush=True)
+    print(f"  live events  {system.broadcaster_url}", flush=True)
+    print("ready", flush=True)
+    log.info("ready", extra={"api": system.api_url, "broadcaster": system.broadcaster_url})
+    stopping.wait()
+    system.stop()
+    store.close()
+    log.info("stopped")
+    return 0
+
+
+def _api(settings: Settings, args: argparse.Namespace) -> int:
     from api.server import GunicornServer
 
     GunicornServer(
@@ -73,31 +176,75 @@ def _api(parser: argparse.ArgumentParser, settings: Settings, args: argparse.Nam
     return 0
 
 
-def _up(settings: Settings, args: argparse.Namespace) -> int:
-    from api import create_app
-    from api.server import InProcessServer
+def _watcher(settings: Settings, args: argparse.Namespace) -> int:
+    from desks.event_log import EventLog
+    from desks.store import open_store
+    from desks.system import Service
+    from watcher.checkpoint import Checkpoint
+    from watcher.publisher import Publisher
+    from watcher.stream import Watcher
 
+    assert settings.publish_token is not None
+    stopping = _stop_on_signal()
     store = open_store(settings)
-    server = InProcessServer(create_app(store=store), args.host, args.port)
-    stopping = threading.Event()
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", extra={"signal": signal.Signals(signum).name})
-        stopping.set()
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    server.start()
-    base = f"http://{args.host}:{server.port}"
-    print(f"desks is up on the {store.kind} store", flush=True)
-    print(f"  API      {base}/api/desks", flush=True)
-    print(f"  docs     {base}/docs", flush=True)
-    print("ready", flush=True)
-    log.info("ready", extra={"api": base, "store": store.kind})
+    events = EventLog(store.database)
+    watcher = Watcher(store, events, Checkpoint(store.database))
+    publisher = Publisher(settings.broadcaster_url, settings.publish_token, events)
+    services = [Service("watcher", watcher.run), Service("publisher", publisher.run)]
+    for service in services:
+        service.start()
     stopping.wait()
-    server.stop()
+    for service in services:
+        service.signal_stop()
+    for service in services:
+        service.stop()
     store.close()
-    log.info("stopped")
+    return 0
+
+
+def _broadcaster(settings: Settings, args: argparse.Namespace) -> int:
+    from broadcaster.server import Broadcaster
+
+    assert settings.publish_token is not None
+    stopping = _stop_on_signal()
+    server = Broadcaster(settings.publish_token, settings.history_size)
+    thread = threading.Thread(target=server.run, args=(args.host, args.port, stopping), name="ws")
+    thread.start()
+    stopping.wait()
+    thread.join(5)
+    return 0
+
+
+def _consume(settings: Settings, args: argparse.Namespace) -> int:
+    from desks.consumer import Consumer
+
+    consumer = Consumer(args.url, args.after, args.lang, lambda line: print(line, flush=True))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        asyncio.run(consumer.run())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    after, remaining = args.after, args.limit
+    while remaining is None or remaining > 0:
+        page = 1000 if remaining is None else min(remaining, 1000)
+        url = f"{args.api.rstrip('/')}/api/events?{urlencode({'after': after, 'limit': page})}"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                events = json.load(response)
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            print(f"desks replay: cannot read {url}: {error}", file=sys.stderr)
+            return 1
+        for event in events:
+            print(json.dumps(event, ensure_ascii=False), flush=True)
+        if len(events) < page:
+            break
+        after = events[-1]["seq"]
+        if remaining is not None:
+            remaining -= len(events)
     return 0
 
 

@@ -45,3 +45,5 @@ def configure(level: str = "INFO") -> None:
     root.setLevel(level)
     # The WSGI server's own access log would duplicate the API's request line.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # websockets logs every connection at INFO; ours already say who connected and why.
+    logging.getLogger("websockets").setLevel(logging.WARNING)

@@ -22,6 +22,11 @@ class Settings:
     api_port: int = 8000
     embedded_history_size: int = 100_000
     log_level: str = "INFO"
+    broadcaster_host: str = "127.0.0.1"
+    broadcaster_port: int = 8765
+    broadcaster_url: str = "ws://127.0.0.1:8765/"
+    publish_token: str | None = None
+    history_size: int = 10_000
 
     @property
     def embedded(self) -> bool:
@@ -50,6 +55,13 @@ class Settings:
             log_level=_choice(
                 env, "DESKS_LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")
             ),
+            broadcaster_host=env.get("DESKS_BROADCASTER_HOST") or cls.broadcaster_host,
+            broadcaster_port=_integer(
+                env, "DESKS_BROADCASTER_PORT", cls.broadcaster_port, 0, 65535
+            ),
+            broadcaster_url=_websocket_url(env, "DESKS_BROADCASTER_URL", cls.broadcaster_url),
+            publish_token=env.get("DESKS_PUBLISH_TOKEN") or None,
+            history_size=_integer(env, "DESKS_HISTORY_SIZE", cls.history_size, 1, 10_000_000),
         )
 
 
@@ -78,4 +90,11 @@ def _name(env: Mapping[str, str], name: str, default: str) -> str:
     # MongoDB rejects these characters in database names; fail at start-up, not at first write.
     if not raw or len(raw) > 63 or any(c in raw for c in '/\\. "$*<>:|?\0'):
         raise SettingsError(f"{name} is not a valid MongoDB database name: {raw!r}")
+    return raw
+
+
+def _websocket_url(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = (env.get(name) or default).strip()
+    if not raw.startswith(("ws://", "wss://")):
+        raise SettingsError(f"{name} must be a ws:// or wss:// URL, got {raw!r}")
     return raw

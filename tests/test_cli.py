@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -47,10 +48,43 @@ def test_bad_options_exit_2_with_a_message(args):
     assert "desks" in result.stderr and "error" in result.stderr
 
 
-def test_api_without_mongodb_uri_exits_2_explaining_why():
-    result = desks("api")
+@pytest.mark.parametrize("command", ["api", "watcher"])
+def test_store_processes_without_mongodb_uri_exit_2_explaining_why(command):
+    result = desks(command)
     assert result.returncode == 2
     assert "MONGODB_URI" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["watcher", "broadcaster"])
+def test_pipeline_processes_without_publish_token_exit_2(command):
+    result = desks(command, env={"MONGODB_URI": "mongodb://127.0.0.1:1/"})
+    assert result.returncode == 2
+    assert "DESKS_PUBLISH_TOKEN" in result.stderr
+
+
+def test_replay_prints_logged_events_as_json_lines(system):
+    port, running = system
+    for name in ("A", "B", "C"):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/desks",
+            data=json.dumps({"name": name, "width": 1, "height": 1}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(request, timeout=5).close()
+    api = f"http://127.0.0.1:{port}"
+
+    def replay(*args):
+        return desks("replay", "--api", api, *args).stdout.splitlines()
+
+    wait_until(lambda: len(replay()) == 3)
+    lines = replay("--after", "1", "--limit", "1")
+    assert [json.loads(line)["desk"]["name"] for line in lines] == ["B"]
+
+
+def test_replay_reports_an_unreachable_api():
+    result = desks("replay", "--api", f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert "cannot read" in result.stderr
 
 
 def test_invalid_environment_exits_2_naming_the_variable():
@@ -67,8 +101,10 @@ class Running:
         env.pop("MONGODB_URI", None)
         self.log = log
         with log.open("w") as stderr:  # a file, not a pipe: a full pipe would stall the server
+            self.ws_port = free_port()
+            command = ["up", "--port", str(port), "--ws-port", str(self.ws_port)]
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "desks.cli", "up", "--port", str(port)],
+                [sys.executable, "-m", "desks.cli", *command],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
@@ -132,8 +168,36 @@ def test_seed_curl_commands_work_verbatim(system):
 def test_up_prints_urls_and_stops_on_sigterm_within_5s(system):
     port, running = system
     assert any(f"http://127.0.0.1:{port}/api/desks" in line for line in running.lines)
+    assert any(f"ws://127.0.0.1:{running.ws_port}/" in line for line in running.lines)
     started = time.monotonic()
     running.process.send_signal(signal.SIGTERM)
     wait_until(lambda: running.process.poll() is not None, timeout=5)
     assert running.process.returncode == 0
     assert time.monotonic() - started < 5
+
+
+def test_broadcaster_process_serves_probes_and_stops_on_sigterm(tmp_path):
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DESKS_PUBLISH_TOKEN": "t"}
+    with (tmp_path / "broadcaster.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "desks.cli", "broadcaster", "--port", str(port)],
+            stderr=log,
+            env=env,
+        )
+    try:
+
+        def healthy():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        wait_until(healthy)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(5) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -29,6 +29,9 @@ def test_values_are_read_and_typed():
         ("DESKS_SERVER_SELECTION_TIMEOUT_MS", "0"),
         ("DESKS_DB", "bad.name"),
         ("DESKS_LOG_LEVEL", "LOUD"),
+        ("DESKS_BROADCASTER_URL", "http://x"),
+        ("DESKS_HISTORY_SIZE", "0"),
+        ("DESKS_BROADCASTER_PORT", "-1"),
     ],
 )
 def test_invalid_values_name_the_variable(name, value):

@@ -1,0 +1,62 @@
+"""The event history: every logged desk event after a given seq, oldest first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from marshmallow import Schema, fields, validate
+
+from api.parsing import Blueprint
+from desks.event_log import EventLog
+
+blp = Blueprint("events", __name__, url_prefix="/api/events", description="Desk event history.")
+
+MAX_LIMIT = 1000
+
+
+class EventQueryArgsSchema(Schema):
+    """Where to start and how many events to return."""
+
+    after = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0, max=2**62),
+        metadata={"description": "return events with a seq greater than this"},
+    )
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_LIMIT))
+
+
+class EventSchema(Schema):
+    """A desk event (docs/events.md)."""
+
+    type = fields.String(
+        required=True, validate=validate.OneOf(["desk_created", "desk_updated", "desk_deleted"])
+    )
+    seq = fields.Integer(required=True, metadata={"minimum": 1})
+    desk_id = fields.String(required=True)
+    version = fields.Integer(required=True)
+    at = fields.String(required=True, metadata={"format": "date-time"})
+    desk = fields.Dict(required=True)
+    changes = fields.Dict()
+
+
+def event_log() -> EventLog:
+    """Return the app's event log."""
+    log: EventLog = current_app.extensions["desks.events"]
+    return log
+
+
+@blp.route("", strict_slashes=False)
+class EventHistory(MethodView):
+    """The event log."""
+
+    @blp.arguments(EventQueryArgsSchema, location="query")
+    @blp.response(
+        200, EventSchema(many=True), headers={"X-Event-Seq": {"schema": {"type": "integer"}}}
+    )
+    def get(self, args: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """List events after a seq, in order; page on by passing the last seq as `after`."""
+        log = event_log()
+        events = log.after(args["after"], args["limit"])
+        return [event.to_json() for event in events], {"X-Event-Seq": str(log.head())}

@@ -1,0 +1,90 @@
+"""The event log (`desk_events`): every desk event once, by seq, with the change that caused it.
+
+The watcher appends; the API, the publisher and `desks replay` read. It lives in the shared
+package because the API reads it too, and the API may not import the watcher.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from desks.events import DeskEvent, decode
+
+Document = dict[str, Any]
+
+EVENTS = "desk_events"
+META = "desk_events_meta"
+
+
+class EventLog:
+    """Append-only, gap-free log of desk events, unique on seq and on the change's resume token."""
+
+    def __init__(self, database: Database[Document]) -> None:
+        self._events = database[EVENTS]
+        self._meta = database[META]
+        # Wakes in-process readers (the publisher) as soon as an event is appended.
+        self.appended = threading.Condition()
+
+    def ensure_indexes(self) -> None:
+        """Create the unique indexes that make a re-delivered change impossible to log twice."""
+        self._events.create_index([("token", ASCENDING)], unique=True, name="token_unique")
+        self._events.create_index([("desk_id", ASCENDING), ("_id", DESCENDING)], name="desk_seq")
+
+    def epoch(self) -> str:
+        """Return this log's identity, created once; a client's seq means nothing in another log."""
+        self._meta.update_one(
+            {"_id": "log"}, {"$setOnInsert": {"epoch": secrets.token_hex(8)}}, upsert=True
+        )
+        found = self._meta.find_one({"_id": "log"})
+        assert found is not None
+        return str(found["epoch"])
+
+    def head(self) -> int:
+        """Return the highest seq logged (0 for an empty log)."""
+        last = self._events.find_one({}, sort=[("_id", DESCENDING)], projection={"_id": 1})
+        return int(last["_id"]) if last else 0
+
+    def logged(self, token: str) -> bool:
+        """Tell whether the change with this resume token is already in the log."""
+        return self._events.count_documents({"token": token}, limit=1) > 0
+
+    def append(self, event: DeskEvent, token: str) -> bool:
+        """Log `event` (its seq must be head + 1); return False if the change was logged before."""
+        document = {"_id": event.seq, "token": token, **event.to_json()}
+        document.pop("seq")
+        try:
+            self._events.insert_one(document)
+        except DuplicateKeyError:
+            if self.logged(token):
+                return False
+            raise  # the seq is taken by another change: two writers, which must not happen
+        with self.appended:
+            self.appended.notify_all()
+        return True
+
+    def after(self, seq: int, limit: int) -> list[DeskEvent]:
+        """Return up to `limit` events with a seq greater than `seq`, in order."""
+        cursor = self._events.find({"_id": {"$gt": seq}}, projection={"token": 0})
+        return [_event(document) for document in cursor.sort("_id", ASCENDING).limit(limit)]
+
+    def last_state(self, desk_id: str) -> Document | None:
+        """Return the desk as its newest logged event shows it, or None if never logged."""
+        document = self._events.find_one({"desk_id": desk_id}, sort=[("_id", DESCENDING)])
+        return dict(document["desk"]) if document else None
+
+    def wait(self, timeout: float) -> None:
+        """Block until an event is appended in this process, or `timeout` seconds pass."""
+        with self.appended:
+            self.appended.wait(timeout)
+
+
+def _event(document: Document) -> DeskEvent:
+    data = dict(document)
+    data["seq"] = data.pop("_id")
+    return decode(data)

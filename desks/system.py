@@ -1,0 +1,147 @@
+"""The whole system in one process: API, watcher, publisher and broadcaster, each in a thread.
+
+`desks up` runs this; so do the end-to-end tests, which stop and restart single components.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+
+from api import create_app
+from api.server import InProcessServer
+from broadcaster.server import Broadcaster
+from desks.event_log import EventLog
+from desks.settings import Settings
+from desks.store import Store
+from watcher.checkpoint import Checkpoint
+from watcher.publisher import Publisher
+from watcher.stream import Watcher
+
+log = logging.getLogger("desks.system")
+
+STOP_TIMEOUT = 4.0
+
+
+class Service:
+    """A long-running loop `run(stop)` in a daemon thread, started and stopped on demand."""
+
+    def __init__(self, name: str, run: Callable[[threading.Event], None]) -> None:
+        self.name = name
+        self._run = run
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        """Tell whether the thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start the loop in a new thread."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._guarded, name=self.name, daemon=True)
+        self._thread.start()
+
+    def _guarded(self) -> None:
+        try:
+            self._run(self._stop)
+        except Exception:
+            log.exception("service crashed", extra={"service": self.name})
+
+    def signal_stop(self) -> None:
+        """Ask the loop to stop, without waiting."""
+        self._stop.set()
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Ask the loop to stop and wait for it."""
+        self.signal_stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("service did not stop in time", extra={"service": self.name})
+
+
+class System:
+    """API, watcher, publisher and broadcaster on one store, in this process."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        # In one process nothing else needs the token: a fresh secret is as good as any.
+        self.publish_token = settings.publish_token or secrets.token_urlsafe(24)
+        self.events = EventLog(store.database)
+        self.api = InProcessServer(create_app(store=store), settings.api_host, settings.api_port)
+        self.watcher = self._watcher_service()
+        self.broadcaster = self._broadcaster_service(settings.broadcaster_port)
+        self.publisher: Service | None = None
+
+    @property
+    def api_url(self) -> str:
+        """Return the API's base URL."""
+        return f"http://{self.settings.api_host}:{self.api.port}"
+
+    @property
+    def broadcaster_url(self) -> str:
+        """Return the URL clients connect to."""
+        return f"ws://{self.settings.broadcaster_host}:{self.broadcaster_port}/"
+
+    def _watcher_service(self) -> Service:
+        watcher = Watcher(self.store, self.events, Checkpoint(self.store.database))
+        return Service("watcher", watcher.run)
+
+    def _broadcaster_service(self, port: int) -> Service:
+        self._broadcaster = Broadcaster(self.publish_token, self.settings.history_size)
+        host = self.settings.broadcaster_host
+        return Service("broadcaster", lambda stop: self._broadcaster.run(host, port, stop))
+
+    @property
+    def broadcaster_server(self) -> Broadcaster:
+        """Return the running broadcaster (its history, its clients)."""
+        return self._broadcaster
+
+    @property
+    def broadcaster_port(self) -> int:
+        """Return the broadcaster's bound port."""
+        assert self._broadcaster.port is not None
+        return self._broadcaster.port
+
+    def start(self) -> None:
+        """Start every component and wait until the broadcaster listens."""
+        self.api.start()
+        self.broadcaster.start()
+        if not self._broadcaster.listening.wait(10):
+            raise RuntimeError("the broadcaster did not start listening")
+        self.watcher.start()
+        self.publisher = self._publisher_service()
+        self.publisher.start()
+
+    def _publisher_service(self) -> Service:
+        publisher = Publisher(self.broadcaster_url, self.publish_token, self.events)
+        return Service("publisher", publisher.run)
+
+    def restart_watcher(self) -> None:
+        """Stop the watcher and start a fresh one, as a process restart would."""
+        self.watcher.stop()
+        self.watcher = self._watcher_service()
+        self.watcher.start()
+
+    def restart_broadcaster(self) -> None:
+        """Stop the broadcaster and start a fresh one on the same port, with empty memory."""
+        port = self.broadcaster_port
+        self.broadcaster.stop()
+        self.broadcaster = self._broadcaster_service(port)
+        self.broadcaster.start()
+        if not self._broadcaster.listening.wait(10):
+            raise RuntimeError("the broadcaster did not start listening")
+
+    def stop(self) -> None:
+        """Stop everything at once and wait for each (Ctrl-C must not take more than 5 s)."""
+        services = [s for s in (self.watcher, self.publisher, self.broadcaster) if s is not None]
+        for service in services:
+            service.signal_stop()
+        self.api.stop()
+        for service in services:
+            service.stop()

@@ -1,0 +1,135 @@
+"""The event contract: from a change-stream event to the wire and back."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+from bson import ObjectId, Timestamp
+
+from desks.events import (
+    DeskCreated,
+    DeskDeleted,
+    DeskUpdated,
+    EventFormatError,
+    decode,
+    from_change,
+)
+
+KEY = ObjectId("673a2f1b8e4d2a1c3b5e6f7a")
+CREATED = datetime(2026, 11, 28, 14, 30, 45, 123000)
+UPDATED = datetime(2026, 11, 28, 14, 31, 0, 0)
+DOC = {
+    "_id": KEY,
+    "name": "Mesa Ejecutiva",
+    "width": 180,
+    "height": 90,
+    "version": 1,
+    "created_at": CREATED,
+    "updated_at": CREATED,
+}
+AFTER = {**DOC, "width": 200, "version": 2, "updated_at": UPDATED}
+
+
+def change(operation, **fields):
+    return {
+        "_id": {"_data": "82AA"},
+        "operationType": operation,
+        "clusterTime": Timestamp(1795876245, 1),
+        "wallTime": UPDATED if operation != "insert" else CREATED,
+        "ns": {"db": "desks", "coll": "desks"},
+        "documentKey": {"_id": KEY},
+        **fields,
+    }
+
+
+def test_insert_becomes_desk_created_with_the_rest_desk_shape():
+    event = from_change(change("insert", fullDocument=DOC), 1)
+    assert isinstance(event, DeskCreated)
+    assert event.to_json() == {
+        "type": "desk_created",
+        "seq": 1,
+        "desk_id": str(KEY),
+        "version": 1,
+        "at": "2026-11-28T14:30:45.123Z",
+        "desk": {
+            "id": str(KEY),
+            "name": "Mesa Ejecutiva",
+            "width": 180,
+            "height": 90,
+            "version": 1,
+            "created_at": "2026-11-28T14:30:45.123Z",
+            "updated_at": "2026-11-28T14:30:45.123Z",
+        },
+    }
+
+
+def test_update_carries_the_desk_after_and_what_changed_with_old_values():
+    description = {
+        "updatedFields": {"width": 200, "version": 2, "updated_at": UPDATED},
+        "removedFields": [],
+        "truncatedArrays": [],
+    }
+    event = from_change(
+        change(
+            "update",
+            fullDocument=AFTER,
+            updateDescription=description,
+            fullDocumentBeforeChange=DOC,
+        ),
+        2,
+    )
+    assert isinstance(event, DeskUpdated)
+    assert (event.version, event.desk["width"]) == (2, 200)
+    assert event.changes["set"] == {
+        "width": 200,
+        "version": 2,
+        "updated_at": "2026-11-28T14:31:00.000Z",
+    }
+    assert event.changes["removed"] == []
+    assert event.changes["previous"]["width"] == 180
+
+
+def test_update_without_post_image_applies_the_change_to_the_last_logged_state():
+    description = {"updatedFields": {"width": 200, "version": 2}, "removedFields": []}
+    previous = from_change(change("insert", fullDocument=DOC), 1).desk
+    event = from_change(change("update", updateDescription=description), 2, previous)
+    assert (event.desk["name"], event.desk["width"], event.version) == ("Mesa Ejecutiva", 200, 2)
+    assert "previous" not in event.changes
+
+
+def test_delete_names_the_deleted_desk_from_the_pre_image_or_last_state():
+    event = from_change(change("delete", fullDocumentBeforeChange=AFTER), 3)
+    assert isinstance(event, DeskDeleted)
+    assert (event.desk["name"], event.version) == ("Mesa Ejecutiva", 2)
+    fallback = from_change(change("delete"), 3, {"id": str(KEY), "name": "Vieja", "version": 7})
+    assert (fallback.desk["name"], fallback.version) == ("Vieja", 7)
+
+
+def test_non_desk_operations_are_not_events():
+    assert from_change({"operationType": "drop"}, 1) is None
+
+
+def test_encode_decode_round_trip():
+    event = from_change(change("insert", fullDocument=DOC), 1)
+    text = event.encode()
+    assert json.loads(text)["type"] == "desk_created"
+    assert decode(text) == event
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "not json",
+        "[1]",
+        '{"type": "desk_exploded", "seq": 1}',
+        '{"type": "desk_created", "seq": 1}',
+        '{"type": "desk_created", "seq": 0, "desk_id": "x", "version": 1, "at": "", "desk": {}}',
+        '{"type": "desk_created", "seq": 1, "desk_id": "x", "version": 1, "at": "", "desk": []}',
+        b"\xff\xfe",
+    ],
+)
+def test_decode_rejects_what_breaks_the_contract(message):
+    with pytest.raises(EventFormatError):
+        decode(message)

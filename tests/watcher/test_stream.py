@@ -1,0 +1,131 @@
+"""The watcher: every change logged once, in order, across restarts and lost checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+from pymongo.errors import AutoReconnect
+
+from api.repository import DeskRepository
+from desks.event_log import EventLog
+from desks.settings import Settings
+from desks.store import open_store
+from desks.store.embedded import EmbeddedClient
+from desks.system import Service
+from tests.conftest import wait_until
+from watcher.checkpoint import Checkpoint
+from watcher.stream import Watcher
+
+
+@pytest.fixture
+def embedded():
+    return EmbeddedClient(noop_interval=0.05)
+
+
+@pytest.fixture
+def store(embedded):
+    return open_store(Settings(), embedded)
+
+
+@pytest.fixture
+def events(store):
+    return EventLog(store.database)
+
+
+@pytest.fixture
+def desks(store):
+    return DeskRepository(store.desks)
+
+
+def start(store, events):
+    watcher = Watcher(store, events, Checkpoint(store.database), 50)
+    service = Service("watcher", watcher.run)
+    service.watcher = watcher
+    service.start()
+    return service
+
+
+def log_of(events):
+    return events.after(0, 100_000)
+
+
+def test_each_write_is_logged_once_in_order(store, events, desks):
+    watcher = start(store, events)
+    desk = desks.create({"name": "A", "width": 1, "height": 1})
+    desks.update(str(desk["_id"]), {"width": 2}, None)
+    desks.delete(str(desk["_id"]), None)
+    wait_until(lambda: events.head() == 3)
+    watcher.stop()
+    logged = log_of(events)
+    assert [(e.seq, e.type, e.version) for e in logged] == [
+        (1, "desk_created", 1),
+        (2, "desk_updated", 2),
+        (3, "desk_deleted", 2),
+    ]
+    assert logged[2].desk["name"] == "A"
+
+
+def test_restart_resumes_from_the_checkpoint_without_loss(store, events, desks):
+    watcher = start(store, events)
+    desks.create({"name": "A", "width": 1, "height": 1})
+    wait_until(lambda: events.head() == 1)
+    watcher.stop()
+    desks.create({"name": "B", "width": 1, "height": 1})  # while the watcher is down
+    watcher = start(store, events)
+    desks.create({"name": "C", "width": 1, "height": 1})
+    wait_until(lambda: events.head() == 3)
+    watcher.stop()
+    assert [e.desk["name"] for e in log_of(events)] == ["A", "B", "C"]
+
+
+def test_a_lost_checkpoint_write_never_logs_a_change_twice(store, events, desks):
+    watcher = start(store, events)
+    desks.create({"name": "A", "width": 1, "height": 1})
+    wait_until(lambda: events.head() == 1)
+    stale = Checkpoint(store.database).load()
+    for name in "BCD":
+        desks.create({"name": name, "width": 1, "height": 1})
+    wait_until(lambda: events.head() == 4)
+    watcher.stop()
+    # As if killed after logging B-D but before checkpointing them.
+    store.database["watcher_checkpoints"].update_one(
+        {"_id": "desks"}, {"$set": {"resume_token": stale}}
+    )
+    watcher = start(store, events)
+    desks.create({"name": "E", "width": 1, "height": 1})
+    wait_until(lambda: events.head() == 5)
+    watcher.stop()
+    assert [e.desk["name"] for e in log_of(events)] == ["A", "B", "C", "D", "E"]
+
+
+def test_idle_polls_move_the_checkpoint_forward(store, events):
+    watcher = start(store, events)
+    checkpoint = Checkpoint(store.database)
+    first = wait_until(checkpoint.load)
+    wait_until(lambda: checkpoint.load() != first)
+    watcher.stop()
+
+
+def test_transient_errors_are_retried_not_fatal(embedded, store, events, desks):
+    watcher = start(store, events)
+    wait_until(lambda: Checkpoint(store.database).load())
+    for _ in range(3):
+        embedded.oplog.inject_fault(AutoReconnect("network blip"))
+    desks.create({"name": "A", "width": 1, "height": 1})
+    wait_until(lambda: events.head() == 1)
+    assert watcher.running
+    watcher.stop()
+
+
+def test_history_lost_starts_over_from_now_instead_of_crash_looping(embedded, store, events, desks):
+    watcher = start(store, events)
+    desks.create({"name": "A", "width": 1, "height": 1})
+    wait_until(lambda: events.head() == 1)
+    watcher.stop()
+    desks.create({"name": "lost", "width": 1, "height": 1})
+    embedded.oplog.forget_history()
+    watcher = start(store, events)
+    assert watcher.watcher.healthy.wait(10)  # tailing again, from now
+    desks.create({"name": "B", "width": 1, "height": 1})
+    wait_until(lambda: events.head() == 2)
+    watcher.stop()
+    assert [e.desk["name"] for e in log_of(events)] == ["A", "B"]

@@ -1,0 +1,98 @@
+"""Feed one broadcaster from the event log over an authenticated WebSocket.
+
+The log, not memory, is the source: on every (re)connection the broadcaster says which seq it
+has, and the publisher sends everything after it, so a broadcaster that was down or restarted
+misses nothing and gets nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.sync.client import ClientConnection, connect
+
+from desks.backoff import Backoff
+from desks.event_log import EventLog
+
+log = logging.getLogger("desks.publisher")
+
+BATCH = 500
+PUBLISH_PATH = "publish"
+
+
+def publish_url(broadcaster_url: str) -> str:
+    """Return the publisher endpoint of a broadcaster given by its client URL."""
+    base = broadcaster_url.split("?", 1)[0]
+    return base.rstrip("/") + "/" + PUBLISH_PATH
+
+
+class Publisher:
+    """Send the event log to one broadcaster, in order, resuming where the broadcaster stands."""
+
+    def __init__(
+        self,
+        broadcaster_url: str,
+        token: str,
+        events: EventLog,
+        backoff: Backoff | None = None,
+        idle_wait: float = 0.5,
+    ) -> None:
+        self.url = publish_url(broadcaster_url)
+        self._token = token
+        self._events = events
+        self._backoff = backoff or Backoff()
+        self._idle_wait = idle_wait
+        self.connected = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        """Publish until `stop` is set, reconnecting with capped exponential backoff."""
+        epoch = self._events.epoch()
+        while not stop.is_set():
+            try:
+                with connect(
+                    self.url,
+                    additional_headers={"Authorization": f"Bearer {self._token}"},
+                    open_timeout=5,
+                    close_timeout=1,
+                    compression=None,
+                ) as connection:
+                    self._publish(connection, epoch, stop)
+            except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, InvalidURI) as error:
+                self.connected.clear()
+                delay = self._backoff.next()
+                log.warning(
+                    "broadcaster unreachable; retrying",
+                    extra={"url": self.url, "error": repr(error), "retry_in_s": round(delay, 2)},
+                )
+                stop.wait(delay)
+        self.connected.clear()
+
+    def _publish(self, connection: ClientConnection, epoch: str, stop: threading.Event) -> None:
+        ready = json.loads(connection.recv(timeout=5))
+        position = self._start(connection, ready, epoch)
+        self.connected.set()
+        self._backoff.reset()
+        log.info("publishing", extra={"url": self.url, "after_seq": position})
+        while not stop.is_set():
+            batch = self._events.after(position, BATCH)
+            for event in batch:
+                connection.send(event.encode())
+                position = event.seq
+            if not batch:
+                self._events.wait(self._idle_wait)
+                connection.ping()  # notice a dead broadcaster while idle, not at the next event
+
+    def _start(self, connection: ClientConnection, ready: dict[str, object], epoch: str) -> int:
+        head = self._events.head()
+        their_head = ready.get("head")
+        if ready.get("epoch") == epoch and isinstance(their_head, int) and 0 <= their_head <= head:
+            return their_head
+        # A broadcaster that knows another log (or none): give it the newest window it retains.
+        retain = ready.get("retain")
+        after = max(0, head - retain) if isinstance(retain, int) else head
+        message = {"type": "log", "epoch": epoch, "after": after, "head": head}
+        connection.send(json.dumps(message))
+        return after

@@ -1,0 +1,166 @@
+"""The watcher's loop: desks change stream -> event log, resuming from the checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError
+
+from desks.backoff import Backoff
+from desks.event_log import EventLog
+from desks.events import EventFormatError, from_change
+from desks.store import DESKS, Store
+from watcher.checkpoint import Checkpoint
+
+log = logging.getLogger("desks.watcher")
+
+OPERATIONS = ["insert", "update", "replace", "delete"]
+PIPELINE = [{"$match": {"operationType": {"$in": OPERATIONS}}}]
+HISTORY_LOST = 286
+INVALID_RESUME_TOKEN = 260
+
+
+class Watcher:
+    """Tail the desks collection's change stream into the event log, once per change."""
+
+    def __init__(
+        self,
+        store: Store,
+        events: EventLog,
+        checkpoint: Checkpoint,
+        max_await_ms: int = 500,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._store = store
+        self._events = events
+        self._checkpoint = checkpoint
+        self._max_await_ms = max_await_ms
+        self._backoff = backoff or Backoff()
+        self._images = False
+        self._seq = 0
+        self.healthy = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        """Tail until `stop` is set, retrying every failure with capped exponential backoff."""
+        prepared = False
+        while not stop.is_set():
+            try:
+                if not prepared:
+                    self._prepare()
+                    prepared = True
+                self._tail(stop)
+            except PyMongoError as error:
+                self.healthy.clear()
+                delay = self._backoff.next()
+                log.warning(
+                    "change stream failed; retrying",
+                    extra={
+                        "error": f"{type(error).__name__}: {error}",
+                        "retry_in_s": round(delay, 2),
+                    },
+                )
+                stop.wait(delay)
+        self.healthy.clear()
+
+    def _prepare(self) -> None:
+        self._events.ensure_indexes()
+        self._images = _enable_images(self._store)
+
+    def _watch_options(self, token: Mapping[str, Any] | None) -> dict[str, Any]:
+        options: dict[str, Any] = {"max_await_time_ms": self._max_await_ms}
+        if self._images:
+            # Exact post- and pre-images: updateLookup could show a later version of the desk.
+            options["full_document"] = "whenAvailable"
+            options["full_document_before_change"] = "whenAvailable"
+        else:
+            options["full_document"] = "updateLookup"
+        if token is not None:
+            options["resume_after"] = token
+        return options
+
+    def _tail(self, stop: threading.Event) -> None:
+        token = self._checkpoint.load()
+        try:
+            stream = self._store.desks.watch(PIPELINE, **self._watch_options(token))
+        except OperationFailure as error:
+            if error.code not in {HISTORY_LOST, INVALID_RESUME_TOKEN}:
+                raise
+            self._start_over(error)
+            return
+        self._seq = self._events.head()
+        log.info("tailing", extra={"resumed": token is not None, "head_seq": self._seq})
+        self.healthy.set()
+        self._backoff.reset()
+        with stream:
+            while not stop.is_set() and stream.alive:
+                try:
+                    change = stream.try_next()
+                except OperationFailure as error:
+                    if error.code != HISTORY_LOST:
+                        raise
+                    self._start_over(error)
+                    return
+                if change is not None:
+                    if change["operationType"] == "invalidate":
+                        self._start_over(None)
+                        return
+                    self._log(change)
+                # After the event is logged (or after an empty poll, whose token moves on too).
+                self._checkpoint.save(stream.resume_token)
+
+    def _start_over(self, error: OperationFailure | None) -> None:
+        # The checkpoint cannot be resumed (history lost, collection dropped): start from now
+        # rather than crash-looping on a dead token.
+        log.error(
+            "change stream cannot resume; starting from now",
+            extra={"reason": str(error) if error else "invalidate"},
+        )
+        self._checkpoint.clear()
+
+    def _log(self, change: Mapping[str, Any]) -> None:
+        desk_id = str(change["documentKey"]["_id"])
+        previous = None
+        if _missing_image(change):
+            previous = self._events.last_state(desk_id)
+            log.warning(
+                "change without image; using the last logged state", extra={"desk_id": desk_id}
+            )
+        try:
+            event = from_change(change, self._seq + 1, previous)
+        except EventFormatError as error:
+            log.error("unreadable change skipped", extra={"desk_id": desk_id, "error": str(error)})
+            return
+        if event is None:
+            return
+        if self._events.append(event, change["_id"]["_data"]):
+            self._seq = event.seq
+            log.info("logged", extra={"seq": event.seq, "type": event.type, "desk_id": desk_id})
+        else:
+            log.info("already logged; skipped", extra={"desk_id": desk_id})
+
+
+def _missing_image(change: Mapping[str, Any]) -> bool:
+    operation = change["operationType"]
+    if operation == "delete":
+        return change.get("fullDocumentBeforeChange") is None
+    return operation in {"update", "replace"} and change.get("fullDocument") is None
+
+
+def _enable_images(store: Store) -> bool:
+    """Turn on pre- and post-images for desks (MongoDB 6.0+); tell whether they are on."""
+    images = {"enabled": True}
+    try:
+        try:
+            store.database.create_collection(DESKS, changeStreamPreAndPostImages=images)
+        except CollectionInvalid:
+            store.database.command("collMod", DESKS, changeStreamPreAndPostImages=images)
+    except OperationFailure as error:
+        log.warning(
+            "pre- and post-images unavailable; using updateLookup",
+            extra={"error": str(error)},
+        )
+        return False
+    return True
