@@ -21,7 +21,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from broadcaster.history import History, SequenceGap
-from desks.events import EventFormatError, decode, hello, reset
+from desks.events import DeskEvent, EventFormatError, decode, hello, reset
 
 log = logging.getLogger("desks.broadcaster")
 
@@ -187,12 +187,13 @@ class Broadcaster:
         if self.history.head >= self._catch_up_to:
             self._has_log.set()
         broadcast(self.clients, text)
+        desk_id = event.desk_id if isinstance(event, DeskEvent) else None
         log.info(
             "event",
             extra={
                 "seq": event.seq,
                 "type": event.type,
-                "desk_id": event.desk_id,
+                "desk_id": desk_id,
                 "clients": len(self.clients),
             },
         )

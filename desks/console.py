@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from desks.events import DeskCreated, DeskDeleted, DeskEvent, DeskUpdated
+from desks.events import DeskCreated, DeskDeleted, DeskUpdated, Event, Resync
 
 TEXT: dict[str, dict[str, Any]] = {
     "es": {
@@ -13,6 +13,7 @@ TEXT: dict[str, dict[str, Any]] = {
         "connected": "✅ Conectado al servidor WebSocket",
         "lost": "⚠️  Conexión perdida ({error}); reintentando en {delay:.1f}s",
         "reset": "🔄 Historial no disponible: recarga el listado de mesas (seq {head})",
+        "resync": "🔄 Resincronización: puede haber cambios sin notificar; recarga el listado",
         "created": "🪑 Nueva mesa creada: {name} ({width}x{height}cm)",
         "updated": "✏️  Mesa actualizada: {name} ({width}x{height}cm)",
         "deleted": "🗑️  Mesa eliminada: {name}",
@@ -31,6 +32,7 @@ TEXT: dict[str, dict[str, Any]] = {
         "connected": "✅ Connected to the WebSocket server",
         "lost": "⚠️  Connection lost ({error}); retrying in {delay:.1f}s",
         "reset": "🔄 History unavailable: reload the desk list (seq {head})",
+        "resync": "🔄 Resync: some changes may not have been announced; reload the desk list",
         "created": "🪑 New desk created: {name} ({width}x{height}cm)",
         "updated": "✏️  Desk updated: {name} ({width}x{height}cm)",
         "deleted": "🗑️  Desk deleted: {name}",
@@ -60,9 +62,12 @@ def clock(at: str) -> str:
     return datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
 
 
-def render(event: DeskEvent, lang: str = "es", previous: dict[str, Any] | None = None) -> str:
+def render(event: Event, lang: str = "es", previous: dict[str, Any] | None = None) -> str:
     """Return the block printed for `event`; `previous` is the desk as last seen, if known."""
     text = TEXT[lang]
+    if isinstance(event, Resync):
+        return f"[{clock(event.at)}] {text['resync']}"
+    assert isinstance(event, DeskCreated | DeskUpdated | DeskDeleted)
     desk = event.desk
     values = {
         "id": event.desk_id,
@@ -82,7 +87,6 @@ def render(event: DeskEvent, lang: str = "es", previous: dict[str, Any] | None =
             text["version"].format(**values),
         ]
     else:
-        assert isinstance(event, DeskDeleted)
         head = text["deleted"]
         body = [text[key].format(**values) for key in ("id", "gone")]
     lines = [f"[{clock(event.at)}] {head.format(**values)}"]

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from desks.backoff import Backoff
 from desks.console import TEXT, render
-from desks.events import DeskDeleted, EventFormatError, decode
+from desks.events import DeskDeleted, DeskEvent, EventFormatError, decode
 
 log = logging.getLogger("desks.consumer")
 
@@ -91,9 +91,13 @@ class Consumer:
             return
         if self.last_seq is not None and event.seq <= self.last_seq:
             return  # already printed: the broadcaster never repeats, but be safe across resets
-        self._write(render(event, self._lang, self._desks.get(event.desk_id)) + "\n")
+        if not isinstance(event, DeskEvent):
+            self._write(render(event, self._lang) + "\n")
+            self._desks.clear()  # a resync: what we remember may be stale
+        else:
+            self._write(render(event, self._lang, self._desks.get(event.desk_id)) + "\n")
+            self._remember(event.desk_id, None if isinstance(event, DeskDeleted) else event.desk)
         self.last_seq = event.seq
-        self._remember(event.desk_id, None if isinstance(event, DeskDeleted) else event.desk)
 
     def _remember(self, desk_id: str, desk: dict[str, Any] | None) -> None:
         self._desks.pop(desk_id, None)

@@ -14,7 +14,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from desks.events import DeskEvent, decode
+from desks.events import Event, decode
 
 Document = dict[str, Any]
 
@@ -54,7 +54,7 @@ class EventLog:
         """Tell whether the change with this resume token is already in the log."""
         return self._events.count_documents({"token": token}, limit=1) > 0
 
-    def append(self, event: DeskEvent, token: str) -> bool:
+    def append(self, event: Event, token: str) -> bool:
         """Log `event` (its seq must be head + 1); return False if the change was logged before."""
         document = {"_id": event.seq, "token": token, **event.to_json()}
         document.pop("seq")
@@ -68,7 +68,7 @@ class EventLog:
             self.appended.notify_all()
         return True
 
-    def after(self, seq: int, limit: int) -> list[DeskEvent]:
+    def after(self, seq: int, limit: int) -> list[Event]:
         """Return up to `limit` events with a seq greater than `seq`, in order."""
         cursor = self._events.find({"_id": {"$gt": seq}}, projection={"token": 0})
         return [_event(document) for document in cursor.sort("_id", ASCENDING).limit(limit)]
@@ -84,7 +84,7 @@ class EventLog:
             self.appended.wait(timeout)
 
 
-def _event(document: Document) -> DeskEvent:
+def _event(document: Document) -> Event:
     data = dict(document)
     data["seq"] = data.pop("_id")
     return decode(data)

@@ -1,8 +1,9 @@
 """The event contract: what crosses watcher -> broadcaster -> clients, defined once.
 
 Every client-facing message is one JSON object. Events carry `seq` (gap-free from 1, assigned
-by the watcher); control messages (`hello`, `reset`) carry the log's head and epoch so a client
-can tell where it stands. docs/events.md documents the same shapes for client authors.
+by the watcher): desk events, and `resync` when changes may have been missed. Control messages
+(`hello`, `reset`) carry the log's head and epoch so a client can tell where it stands.
+docs/events.md documents the same shapes for client authors.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ Json = dict[str, Any]
 CREATED = "desk_created"
 UPDATED = "desk_updated"
 DELETED = "desk_deleted"
+RESYNC = "resync"
 
 
 class EventFormatError(ValueError):
@@ -27,15 +29,12 @@ class EventFormatError(ValueError):
 
 
 @dataclass(frozen=True)
-class DeskEvent:
-    """A committed change to one desk, numbered by the watcher."""
+class Event:
+    """Something every client must see, numbered by the watcher."""
 
     type: ClassVar[str]
     seq: int
-    desk_id: str
-    version: int
     at: str
-    desk: Json
 
     def to_json(self) -> Json:
         """Return the wire shape: a JSON object with `type` first."""
@@ -44,6 +43,23 @@ class DeskEvent:
     def encode(self) -> str:
         """Return the event as compact JSON text."""
         return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Resync(Event):
+    """Changes may have been missed (history lost, collection dropped): reload the snapshot."""
+
+    type: ClassVar[str] = RESYNC
+    reason: str = "history_lost"
+
+
+@dataclass(frozen=True)
+class DeskEvent(Event):
+    """A committed change to one desk."""
+
+    desk_id: str
+    version: int
+    desk: Json
 
 
 @dataclass(frozen=True)
@@ -68,8 +84,8 @@ class DeskDeleted(DeskEvent):
     type: ClassVar[str] = DELETED
 
 
-EVENT_TYPES: dict[str, type[DeskEvent]] = {
-    cls.type: cls for cls in (DeskCreated, DeskUpdated, DeskDeleted)
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls for cls in (DeskCreated, DeskUpdated, DeskDeleted, Resync)
 }
 
 
@@ -83,7 +99,7 @@ def reset(head: int, epoch: str | None) -> str:
     return json.dumps({"type": "reset", "head": head, "epoch": epoch})
 
 
-def decode(message: str | bytes | Mapping[str, Any]) -> DeskEvent:
+def decode(message: str | bytes | Mapping[str, Any]) -> Event:
     """Parse an event from JSON text or a mapping, raising EventFormatError when malformed."""
     try:
         data = json.loads(message) if isinstance(message, str | bytes) else dict(message)
@@ -98,8 +114,10 @@ def decode(message: str | bytes | Mapping[str, Any]) -> DeskEvent:
         event = cls(**data)
     except TypeError as error:
         raise EventFormatError(f"bad fields: {error}") from None
-    if not (isinstance(event.seq, int) and event.seq >= 1 and isinstance(event.desk, dict)):
-        raise EventFormatError("seq must be a positive integer and desk an object")
+    if not (isinstance(event.seq, int) and event.seq >= 1 and isinstance(event.at, str)):
+        raise EventFormatError("seq must be a positive integer and at a string")
+    if isinstance(event, DeskEvent) and not isinstance(event.desk, dict):
+        raise EventFormatError("desk must be an object")
     return event
 
 
@@ -121,13 +139,13 @@ def from_change(
     before = change.get("fullDocumentBeforeChange")
     if operation == "delete":
         desk = desk_json(before) if before is not None else dict(previous or {"id": desk_id})
-        return DeskDeleted(seq, desk_id, int(desk.get("version", 0)), at, desk)
+        return DeskDeleted(seq, at, desk_id, int(desk.get("version", 0)), desk)
     after = change.get("fullDocument")
     if operation == "insert":
         if after is None:
             raise EventFormatError(f"insert of {desk_id} has no document")
         desk = desk_json(after)
-        return DeskCreated(seq, desk_id, desk["version"], at, desk)
+        return DeskCreated(seq, at, desk_id, desk["version"], desk)
     changes = _changes(change.get("updateDescription"), before, after)
     if after is not None:
         desk = desk_json(after)
@@ -135,7 +153,7 @@ def from_change(
         desk = {"id": desk_id, **(previous or {}), **changes["set"]}
         for name in changes["removed"]:
             desk.pop(name, None)
-    return DeskUpdated(seq, desk_id, int(desk.get("version", 0)), at, desk, changes)
+    return DeskUpdated(seq, at, desk_id, int(desk.get("version", 0)), desk, changes)
 
 
 def _changes(

@@ -24,7 +24,7 @@ def utc(monkeypatch):
 
 
 def test_created_block_matches_the_seed_system_line_for_line():
-    event = DeskCreated(1, DESK_ID, 1, AT, DESK)
+    event = DeskCreated(seq=1, at=AT, desk_id=DESK_ID, version=1, desk=DESK)
     assert render(event).splitlines() == [
         "[14:30:45] 🪑 Nueva mesa creada: Mesa Ejecutiva (180x90cm)",
         "   🆔 ID: 673a2f1b8e4d2a1c3b5e6f7a",
@@ -37,7 +37,7 @@ def test_created_block_matches_the_seed_system_line_for_line():
 def test_updated_block_shows_old_and_new_values():
     desk = {**DESK, "width": 200.0, "version": 2}
     changes = {"set": {"width": 200.0, "version": 2}, "removed": [], "previous": {"width": 180}}
-    event = DeskUpdated(2, DESK_ID, 2, AT, desk, changes)
+    event = DeskUpdated(seq=2, at=AT, desk_id=DESK_ID, version=2, desk=desk, changes=changes)
     assert render(event).splitlines() == [
         "[14:30:45] ✏️  Mesa actualizada: Mesa Ejecutiva (200x90cm)",
         "   🆔 ID: 673a2f1b8e4d2a1c3b5e6f7a",
@@ -47,13 +47,20 @@ def test_updated_block_shows_old_and_new_values():
 
 
 def test_updated_block_uses_the_last_seen_desk_when_the_event_has_no_old_values():
-    event = DeskUpdated(2, DESK_ID, 2, AT, {**DESK, "name": "Nueva"}, {"set": {"name": "Nueva"}})
+    event = DeskUpdated(
+        seq=2,
+        at=AT,
+        desk_id=DESK_ID,
+        version=2,
+        desk={**DESK, "name": "Nueva"},
+        changes={"set": {"name": "Nueva"}},
+    )
     assert "   🔄 Nombre: Mesa Ejecutiva → Nueva" in render(event, previous=DESK).splitlines()
     assert "   🔄 Nombre: Nueva" in render(event).splitlines()
 
 
 def test_deleted_block_names_the_desk():
-    event = DeskDeleted(3, DESK_ID, 2, AT, DESK)
+    event = DeskDeleted(seq=3, at=AT, desk_id=DESK_ID, version=2, desk=DESK)
     assert render(event).splitlines() == [
         "[14:30:45] 🗑️  Mesa eliminada: Mesa Ejecutiva",
         "   🆔 ID: 673a2f1b8e4d2a1c3b5e6f7a",
@@ -62,7 +69,7 @@ def test_deleted_block_names_the_desk():
 
 
 def test_english_output():
-    event = DeskCreated(1, DESK_ID, 1, AT, {**DESK, "height": 75.5})
+    event = DeskCreated(seq=1, at=AT, desk_id=DESK_ID, version=1, desk={**DESK, "height": 75.5})
     assert render(event, "en").splitlines()[0] == (
         "[14:30:45] 🪑 New desk created: Mesa Ejecutiva (180x75.5cm)"
     )

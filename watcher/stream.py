@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError
 
 from desks.backoff import Backoff
+from desks.desk import iso_utc, utc_now
 from desks.event_log import EventLog
-from desks.events import EventFormatError, from_change
+from desks.events import EventFormatError, Resync, from_change
 from desks.store import DESKS, Store
 from watcher.checkpoint import Checkpoint
 
@@ -39,18 +41,17 @@ class Watcher:
         self._checkpoint = checkpoint
         self._max_await_ms = max_await_ms
         self._backoff = backoff or Backoff()
+        self._prepared = False
         self._images = False
         self._seq = 0
         self.healthy = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
         """Tail until `stop` is set, retrying every failure with capped exponential backoff."""
-        prepared = False
         while not stop.is_set():
             try:
-                if not prepared:
+                if not self._prepared:
                     self._prepare()
-                    prepared = True
                 self._tail(stop)
             except PyMongoError as error:
                 self.healthy.clear()
@@ -68,6 +69,7 @@ class Watcher:
     def _prepare(self) -> None:
         self._events.ensure_indexes()
         self._images = _enable_images(self._store)
+        self._prepared = True
 
     def _watch_options(self, token: Mapping[str, Any] | None) -> dict[str, Any]:
         options: dict[str, Any] = {"max_await_time_ms": self._max_await_ms}
@@ -88,37 +90,49 @@ class Watcher:
         except OperationFailure as error:
             if error.code not in {HISTORY_LOST, INVALID_RESUME_TOKEN}:
                 raise
-            self._start_over(error)
+            self._start_over("history_lost", error)
             return
         self._seq = self._events.head()
         log.info("tailing", extra={"resumed": token is not None, "head_seq": self._seq})
         self.healthy.set()
         self._backoff.reset()
         with stream:
+            if self._checkpoint.resync_reason is not None:
+                # Logged only once the new stream is open: any write after this resync is an
+                # event after it, any write before it is in the snapshot clients reload.
+                self._log_resync(self._checkpoint.resync_reason)
+                self._checkpoint.save(stream.resume_token)
             while not stop.is_set() and stream.alive:
                 try:
                     change = stream.try_next()
                 except OperationFailure as error:
                     if error.code != HISTORY_LOST:
                         raise
-                    self._start_over(error)
+                    self._start_over("history_lost", error)
                     return
                 if change is not None:
                     if change["operationType"] == "invalidate":
-                        self._start_over(None)
+                        self._start_over("invalidated", None)
                         return
                     self._log(change)
                 # After the event is logged (or after an empty poll, whose token moves on too).
                 self._checkpoint.save(stream.resume_token)
 
-    def _start_over(self, error: OperationFailure | None) -> None:
+    def _start_over(self, reason: str, error: OperationFailure | None) -> None:
         # The checkpoint cannot be resumed (history lost, collection dropped): start from now
-        # rather than crash-looping on a dead token.
+        # rather than crash-looping on a dead token, and tell clients to reload.
         log.error(
-            "change stream cannot resume; starting from now",
-            extra={"reason": str(error) if error else "invalidate"},
+            "change stream cannot resume; starting from now with a resync",
+            extra={"reason": reason, "error": str(error) if error else None},
         )
-        self._checkpoint.clear()
+        self._checkpoint.start_over(reason)
+        self._prepared = False  # a re-created collection needs its images switched on again
+
+    def _log_resync(self, reason: str) -> None:
+        event = Resync(self._seq + 1, iso_utc(utc_now()), reason)
+        self._events.append(event, f"resync:{uuid.uuid4().hex}")
+        self._seq = event.seq
+        log.info("logged", extra={"seq": event.seq, "type": event.type, "reason": reason})
 
     def _log(self, change: Mapping[str, Any]) -> None:
         desk_id = str(change["documentKey"]["_id"])

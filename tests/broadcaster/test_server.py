@@ -20,7 +20,9 @@ TOKEN = "s3cret"
 
 def event(seq):
     desk = {"id": f"{seq:024x}", "name": f"Desk {seq}", "width": 100, "height": 50, "version": 1}
-    return DeskCreated(seq, desk["id"], 1, "2026-11-28T14:30:45.000Z", desk).encode()
+    return DeskCreated(
+        seq=seq, at="2026-11-28T14:30:45.000Z", desk_id=desk["id"], version=1, desk=desk
+    ).encode()
 
 
 @pytest.fixture

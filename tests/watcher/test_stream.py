@@ -10,6 +10,7 @@ from desks.event_log import EventLog
 from desks.settings import Settings
 from desks.store import open_store
 from desks.store.embedded import EmbeddedClient
+from desks.store.oplog import history_lost
 from desks.system import Service
 from tests.conftest import wait_until
 from watcher.checkpoint import Checkpoint
@@ -126,6 +127,43 @@ def test_history_lost_starts_over_from_now_instead_of_crash_looping(embedded, st
     watcher = start(store, events)
     assert watcher.watcher.healthy.wait(10)  # tailing again, from now
     desks.create({"name": "B", "width": 1, "height": 1})
-    wait_until(lambda: events.head() == 2)
+    wait_until(lambda: events.head() == 3)
     watcher.stop()
-    assert [e.desk["name"] for e in log_of(events)] == ["A", "B"]
+    logged = log_of(events)
+    assert [e.type for e in logged] == ["desk_created", "resync", "desk_created"]
+    assert logged[1].reason == "history_lost"
+    assert [logged[0].desk["name"], logged[2].desk["name"]] == ["A", "B"]
+
+
+def test_history_lost_at_the_first_poll_also_resyncs(embedded, store, events, desks):
+    watcher = start(store, events)
+    assert watcher.watcher.healthy.wait(10)
+    embedded.oplog.inject_fault(history_lost("injected"))
+    desks.create({"name": "A", "width": 1, "height": 1})
+    wait_until(lambda: any(e.type == "resync" for e in log_of(events)))
+    desks.create({"name": "B", "width": 1, "height": 1})
+    wait_until(lambda: log_of(events)[-1].type == "desk_created")
+    watcher.stop()
+    assert [e.seq for e in log_of(events)] == list(range(1, len(log_of(events)) + 1))
+
+
+def test_dropping_the_collection_resyncs_and_carries_on(store, events, desks):
+    watcher = start(store, events)
+    desks.create({"name": "A", "width": 1, "height": 1})
+    wait_until(lambda: events.head() == 1)
+    store.desks.drop()
+    wait_until(lambda: events.head() == 2)
+    assert log_of(events)[1].reason == "invalidated"
+    assert watcher.watcher.healthy.wait(10)
+    desks.create({"name": "B", "width": 1, "height": 1})
+    wait_until(lambda: events.head() == 3)
+    watcher.stop()
+
+
+def test_a_resync_owed_survives_a_crash_before_it_is_logged(store, events, desks):
+    Checkpoint(store.database).start_over("history_lost")  # crashed right after this
+    watcher = start(store, events)
+    wait_until(lambda: events.head() == 1)
+    watcher.stop()
+    assert log_of(events)[0].type == "resync"
+    assert Checkpoint(store.database).load() is not None
