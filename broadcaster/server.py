@@ -11,60 +11,69 @@ import hmac
 import json
 import logging
 import threading
+import time
+from dataclasses import dataclass
 from http import HTTPStatus
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
+from pymongo.errors import PyMongoError
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from broadcaster.fanout import Fanout
 from broadcaster.history import History, SequenceGap
+from broadcaster.query import BadQuery, parse_query
+from desks.event_log import EventLog
 from desks.events import DeskEvent, EventFormatError, decode, hello, reset
 
 log = logging.getLogger("desks.broadcaster")
 
 POLICY_VIOLATION = 1008
 MAX_MESSAGE_BYTES = 64 * 1024
+# A replay longer than this is sent with awaited (paced) sends before the final, synchronous
+# hand-over to live; shorter ones go out at once.
+REPLAY_CHUNK = 200
 
 
-class BadQuery(ValueError):
-    """The client's query string cannot be honoured."""
+@dataclass(frozen=True)
+class Limits:
+    """What one client may cost the server."""
 
-
-def parse_query(path: str) -> tuple[int | None, str | None]:
-    """Return (after, epoch) from a client's request path; raise BadQuery when malformed."""
-    query = parse_qs(urlsplit(path).query, keep_blank_values=True)
-    unknown = set(query) - {"after", "epoch"}
-    if unknown:
-        raise BadQuery(f"unknown parameter {sorted(unknown)[0]!r}")
-    if any(len(values) > 1 for values in query.values()):
-        raise BadQuery("each parameter may be given once")
-    after = None
-    if "after" in query:
-        raw = query["after"][0]
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-            raise BadQuery("after must be a non-negative integer")
-        after = int(raw)
-    epoch = query["epoch"][0] if "epoch" in query else None
-    if epoch is not None and not (0 < len(epoch) <= 64 and epoch.isalnum()):
-        raise BadQuery("epoch must be 1-64 letters or digits")
-    return after, epoch
+    max_buffer: int = 1024 * 1024  # unsent bytes before a client is dropped (1013)
+    messages_per_second: float = 10.0  # clients have nothing to say; a flood is closed (1008)
+    message_burst: int = 50
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
 
 
 class Broadcaster:
     """Fan events out to clients with websockets' broadcast(), keeping a replayable history."""
 
-    def __init__(self, publish_token: str, retain: int = 10_000) -> None:
+    def __init__(
+        self,
+        publish_token: str,
+        retain: int = 10_000,
+        events: EventLog | None = None,
+        limits: Limits | None = None,
+    ) -> None:
         self._token = publish_token
         self.history = History(retain)
-        self.clients: set[ServerConnection] = set()
+        self.limits = limits or Limits()
+        self.fanout = Fanout(self.limits.max_buffer)
+        self._events = events
         self._publisher: ServerConnection | None = None
         self._has_log = asyncio.Event()
         self._catch_up_to = 0
         self.port: int | None = None
         self.listening = threading.Event()
+
+    @property
+    def clients(self) -> set[ServerConnection]:
+        """Return the clients receiving live events."""
+        return self.fanout.clients
 
     # -- handshake ----------------------------------------------------------------------
 
@@ -104,34 +113,72 @@ class Broadcaster:
         except BadQuery as error:
             await connection.close(POLICY_VIOLATION, str(error))
             return
-        # Until a publisher says which log it serves, no head is known: wait for it (or for
-        # the client to leave, so that shutting down never waits on a log that won't come).
+        # Until the log is known no head can be told: wait for it (or for the client to leave,
+        # so that shutting down never waits on a log that won't come).
         if not await self._wait_for_log(connection):
             return
-        # No await from here to clients.add(): no live event can slip in between the history
+        broadcast([connection], hello(self.history.head, self.history.epoch))
+        # Positions are only meaningful in one log: pin it, so a change of log mid-replay resets.
+        log_epoch = epoch or self.history.epoch
+        try:
+            position = await self._replay(connection, after, log_epoch)
+        except ConnectionClosed:
+            return
+        # No await from here to fanout.add(): no live event can slip in between the replay
         # and the subscription, and broadcast() writes in call order.
-        history = self.history
-        messages = [hello(history.head, history.epoch)]
-        if after is not None:
-            backlog = history.since(after, epoch)
-            messages.extend(
-                backlog if backlog is not None else [reset(history.head, history.epoch)]
-            )
-        for message in messages:
+        backlog = [] if position is None else self.history.since(position, log_epoch)
+        for message in backlog if backlog is not None else [self._reset()]:
             broadcast([connection], message)
-        self.clients.add(connection)
+        self.fanout.add(connection)
         log.info(
             "client connected",
-            extra={"remote": _remote(connection), "after": after, "clients": len(self.clients)},
+            extra={"remote": _remote(connection), "after": after, "clients": len(self.fanout)},
         )
         try:
+            await self._ignore_input(connection)
+        finally:
+            self.fanout.discard(connection)
+            log.info("client disconnected", extra={"clients": len(self.fanout)})
+
+    async def _replay(
+        self, connection: ServerConnection, after: int | None, epoch: str | None
+    ) -> int | None:
+        """Send a long backlog in paced chunks; return the seq the live hand-over starts after."""
+        if after is None:
+            return None
+        position = after
+        while (backlog := self.history.since(position, epoch)) is not None:
+            if len(backlog) <= REPLAY_CHUNK:
+                break
+            for message in backlog[:REPLAY_CHUNK]:
+                await connection.send(message)  # waits while the client's buffer is full
+            position += REPLAY_CHUNK
+        return position
+
+    def _reset(self) -> str:
+        return reset(self.history.head, self.history.epoch)
+
+    async def _ignore_input(self, connection: ServerConnection) -> None:
+        # Clients have nothing to say: read and drop, but close a flood (1008).
+        allowance = float(self.limits.message_burst)
+        last = time.monotonic()
+        try:
             async for _ in connection:
-                pass  # clients have nothing to say; what they send is read and dropped
+                now = time.monotonic()
+                allowance = min(
+                    float(self.limits.message_burst),
+                    allowance + (now - last) * self.limits.messages_per_second,
+                )
+                last = now
+                allowance -= 1
+                if allowance < 0:
+                    log.warning("client flooding; closed", extra={"remote": _remote(connection)})
+                    await connection.close(
+                        POLICY_VIOLATION, "too many messages; clients only listen"
+                    )
+                    return
         except ConnectionClosed:
             pass
-        finally:
-            self.clients.discard(connection)
-            log.info("client disconnected", extra={"clients": len(self.clients)})
 
     async def _wait_for_log(self, connection: ServerConnection) -> bool:
         if self._has_log.is_set():
@@ -186,16 +233,11 @@ class Broadcaster:
             return False
         if self.history.head >= self._catch_up_to:
             self._has_log.set()
-        broadcast(self.clients, text)
+        sent_to = self.fanout.send(text)
         desk_id = event.desk_id if isinstance(event, DeskEvent) else None
         log.info(
             "event",
-            extra={
-                "seq": event.seq,
-                "type": event.type,
-                "desk_id": desk_id,
-                "clients": len(self.clients),
-            },
+            extra={"seq": event.seq, "type": event.type, "desk_id": desk_id, "clients": sent_to},
         )
         return True
 
@@ -210,12 +252,44 @@ class Broadcaster:
         log.info("following log", extra={"epoch": epoch, "after_seq": after})
         if changed:
             # The clients' positions belong to the old log: they must reload their snapshots.
-            broadcast(self.clients, reset(after, epoch))
+            self.fanout.send(self._reset())
 
-    # -- running ------------------------------------------------------------------------
+    # -- starting -----------------------------------------------------------------------
+
+    def _refill(self) -> tuple[str, int, list[tuple[int, str]]] | None:
+        """Read the newest retained window from the event log (blocking; run in a thread)."""
+        assert self._events is not None
+        epoch = self._events.existing_epoch()
+        if epoch is None:
+            return None
+        head = self._events.head()
+        after = max(0, head - self.history.retain)
+        events = self._events.after(after, self.history.retain)
+        return epoch, after, [(event.seq, event.encode()) for event in events]
+
+    async def _load_history(self) -> None:
+        if self._events is None:
+            return
+        try:
+            window = await asyncio.to_thread(self._refill)
+        except PyMongoError as error:
+            log.warning(
+                "history not refilled; waiting for the publisher", extra={"error": str(error)}
+            )
+            return
+        if window is None:
+            return
+        epoch, after, events = window
+        self.history.start(epoch, after)
+        for seq, text in events:
+            self.history.add(seq, text)
+        self._catch_up_to = self.history.head
+        self._has_log.set()
+        log.info("history refilled", extra={"epoch": epoch, "head_seq": self.history.head})
 
     async def serve(self, host: str, port: int, stop: asyncio.Future[None]) -> None:
         """Listen on host:port until `stop` resolves."""
+        await self._load_history()
         async with serve(
             self.route,
             host,
@@ -223,6 +297,8 @@ class Broadcaster:
             process_request=self.check_request,
             compression=None,  # per-connection zlib buffers cost more memory than they save
             max_size=MAX_MESSAGE_BYTES,
+            ping_interval=self.limits.ping_interval,
+            ping_timeout=self.limits.ping_timeout,
         ) as server:
             self.port = next(iter(server.sockets)).getsockname()[1]
             self.listening.set()

@@ -189,8 +189,10 @@ def _watcher(settings: Settings, args: argparse.Namespace) -> int:
     store = open_store(settings)
     events = EventLog(store.database)
     watcher = Watcher(store, events, Checkpoint(store.database))
-    publisher = Publisher(settings.broadcaster_url, settings.publish_token, events)
-    services = [Service("watcher", watcher.run), Service("publisher", publisher.run)]
+    services = [Service("watcher", watcher.run)]
+    for url in settings.publish_to:  # one publisher per broadcaster, each from the log
+        publisher = Publisher(url, settings.publish_token, events)
+        services.append(Service(f"publisher {url}", publisher.run))
     for service in services:
         service.start()
     stopping.wait()
@@ -203,11 +205,17 @@ def _watcher(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _broadcaster(settings: Settings, args: argparse.Namespace) -> int:
-    from broadcaster.server import Broadcaster
+    from broadcaster.server import Broadcaster, Limits
+    from desks.event_log import EventLog
+    from desks.store import open_store
 
     assert settings.publish_token is not None
     stopping = _stop_on_signal()
-    server = Broadcaster(settings.publish_token, settings.history_size)
+    # With MongoDB it refills its history from the event log at start; alone, the publisher
+    # gives it the window it retains when it connects.
+    events = EventLog(open_store(settings).database) if settings.mongodb_uri else None
+    limits = Limits(max_buffer=settings.client_buffer_bytes)
+    server = Broadcaster(settings.publish_token, settings.history_size, events, limits)
     thread = threading.Thread(target=server.run, args=(args.host, args.port, stopping), name="ws")
     thread.start()
     stopping.wait()

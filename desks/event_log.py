@@ -37,13 +37,18 @@ class EventLog:
         self._events.create_index([("desk_id", ASCENDING), ("_id", DESCENDING)], name="desk_seq")
 
     def epoch(self) -> str:
-        """Return this log's identity, created once; a client's seq means nothing in another log."""
+        """Return this log's identity, creating it once; a seq means nothing in another log."""
         self._meta.update_one(
             {"_id": "log"}, {"$setOnInsert": {"epoch": secrets.token_hex(8)}}, upsert=True
         )
+        epoch = self.existing_epoch()
+        assert epoch is not None
+        return epoch
+
+    def existing_epoch(self) -> str | None:
+        """Return this log's identity without creating it (readers must not write)."""
         found = self._meta.find_one({"_id": "log"})
-        assert found is not None
-        return str(found["epoch"])
+        return str(found["epoch"]) if found else None
 
     def head(self) -> int:
         """Return the highest seq logged (0 for an empty log)."""

@@ -25,8 +25,15 @@ class Settings:
     broadcaster_host: str = "127.0.0.1"
     broadcaster_port: int = 8765
     broadcaster_url: str = "ws://127.0.0.1:8765/"
+    broadcaster_urls: tuple[str, ...] = ()
+    client_buffer_bytes: int = 1024 * 1024
     publish_token: str | None = None
     history_size: int = 10_000
+
+    @property
+    def publish_to(self) -> tuple[str, ...]:
+        """Return every broadcaster the watcher feeds (DESKS_BROADCASTER_URLS, else the one)."""
+        return self.broadcaster_urls or (self.broadcaster_url,)
 
     @property
     def embedded(self) -> bool:
@@ -59,7 +66,17 @@ class Settings:
             broadcaster_port=_integer(
                 env, "DESKS_BROADCASTER_PORT", cls.broadcaster_port, 0, 65535
             ),
-            broadcaster_url=_websocket_url(env, "DESKS_BROADCASTER_URL", cls.broadcaster_url),
+            broadcaster_url=_websocket_url(
+                "DESKS_BROADCASTER_URL", env.get("DESKS_BROADCASTER_URL") or cls.broadcaster_url
+            ),
+            broadcaster_urls=tuple(
+                _websocket_url("DESKS_BROADCASTER_URLS", url)
+                for url in (env.get("DESKS_BROADCASTER_URLS") or "").split(",")
+                if url.strip()
+            ),
+            client_buffer_bytes=_integer(
+                env, "DESKS_CLIENT_BUFFER_BYTES", cls.client_buffer_bytes, 1024, 1 << 30
+            ),
             publish_token=env.get("DESKS_PUBLISH_TOKEN") or None,
             history_size=_integer(env, "DESKS_HISTORY_SIZE", cls.history_size, 1, 10_000_000),
         )
@@ -93,8 +110,8 @@ def _name(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
-def _websocket_url(env: Mapping[str, str], name: str, default: str) -> str:
-    raw = (env.get(name) or default).strip()
+def _websocket_url(name: str, raw: str) -> str:
+    raw = raw.strip()
     if not raw.startswith(("ws://", "wss://")):
         raise SettingsError(f"{name} must be a ws:// or wss:// URL, got {raw!r}")
     return raw

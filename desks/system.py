@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from api import create_app
 from api.server import InProcessServer
-from broadcaster.server import Broadcaster
+from broadcaster.server import Broadcaster, Limits
 from desks.event_log import EventLog
 from desks.settings import Settings
 from desks.store import Store
@@ -93,7 +93,12 @@ class System:
         return Service("watcher", watcher.run)
 
     def _broadcaster_service(self, port: int) -> Service:
-        self._broadcaster = Broadcaster(self.publish_token, self.settings.history_size)
+        self._broadcaster = Broadcaster(
+            self.publish_token,
+            self.settings.history_size,
+            events=self.events,
+            limits=Limits(max_buffer=self.settings.client_buffer_bytes),
+        )
         host = self.settings.broadcaster_host
         return Service("broadcaster", lambda stop: self._broadcaster.run(host, port, stop))
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -11,8 +13,10 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from broadcaster.server import Broadcaster
-from desks.events import DeskCreated
+from broadcaster.server import Broadcaster, Limits
+from desks.event_log import EventLog
+from desks.events import DeskCreated, decode
+from desks.store.embedded import EmbeddedClient
 from tests.conftest import wait_until
 
 TOKEN = "s3cret"
@@ -25,16 +29,23 @@ def event(seq):
     ).encode()
 
 
-@pytest.fixture
-def server():
-    broadcaster = Broadcaster(TOKEN, retain=1000)
+@contextlib.contextmanager
+def running(broadcaster):
     stop = threading.Event()
     thread = threading.Thread(target=broadcaster.run, args=("127.0.0.1", 0, stop), daemon=True)
     thread.start()
     assert broadcaster.listening.wait(10)
-    yield broadcaster, f"ws://127.0.0.1:{broadcaster.port}"
-    stop.set()
-    thread.join(10)
+    try:
+        yield broadcaster, f"ws://127.0.0.1:{broadcaster.port}"
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+@pytest.fixture
+def server():
+    with running(Broadcaster(TOKEN, retain=1000, limits=Limits(max_buffer=64 * 1024))) as served:
+        yield served
 
 
 @pytest.fixture
@@ -156,3 +167,77 @@ def test_a_gap_from_the_publisher_closes_it_without_broadcasting(server, publish
         publisher.recv(timeout=5)
     assert closed.value.rcvd.code == 1008
     assert broadcaster.history.head == 1
+
+
+def test_a_client_that_stops_reading_is_dropped_with_1013_and_others_get_everything(
+    server, publisher
+):
+    broadcaster, url = server
+    sock = socket.create_connection(("127.0.0.1", broadcaster.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    # The fast client buffers without limit on its side, so it always keeps reading.
+    with connect(url, sock=sock, max_queue=1) as slow, connect(url, max_queue=None) as fast:
+        receive(fast, 1)
+        wait_until(lambda: len(broadcaster.clients) == 2)
+        sent = 0
+        while len(broadcaster.clients) == 2 and sent < 100_000:  # bounded: the kernel buffers
+            sent += 1
+            publisher.send(event(sent))
+        assert len(broadcaster.clients) == 1, "the slow client was never dropped"
+        assert [m["seq"] for m in receive(fast, sent)] == list(range(1, sent + 1))
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                slow.recv(timeout=10)
+    assert closed.value.rcvd.code == 1013
+    assert "after=" in closed.value.rcvd.reason
+
+
+def test_a_flooding_client_is_closed_and_others_keep_receiving(server, publisher):
+    _, url = server
+    with connect(url) as flooder, connect(url) as calm:
+        receive(flooder, 1)
+        receive(calm, 1)
+        with pytest.raises(ConnectionClosed) as closed:
+            for _ in range(10_000):
+                flooder.send("spam")
+            flooder.recv(timeout=5)
+        assert closed.value.rcvd.code == 1008
+        publisher.send(event(1))
+        assert receive(calm, 1)[0]["seq"] == 1
+
+
+def test_a_frame_over_the_size_limit_closes_with_1009(server, publisher):
+    _, url = server
+    with connect(url) as ws, pytest.raises(ConnectionClosed) as closed:
+        receive(ws, 1)
+        ws.send("x" * (65 * 1024))
+        ws.recv(timeout=5)
+    assert closed.value.rcvd.code == 1009
+
+
+def test_a_long_replay_is_complete_and_hands_over_to_live_without_gap(server, publisher):
+    broadcaster, url = server
+    for seq in range(1, 901):
+        publisher.send(event(seq))
+    wait_until(lambda: broadcaster.history.head == 900)
+    sender = threading.Thread(target=lambda: [publisher.send(event(s)) for s in range(901, 1001)])
+    with connect(f"{url}/?after=0") as ws:
+        assert receive(ws, 1)[0]["type"] == "hello"
+        sender.start()
+        seqs = [m["seq"] for m in receive(ws, 1000)]
+    sender.join()
+    assert seqs == list(range(1, 1001))
+
+
+def test_a_restarted_broadcaster_refills_its_history_from_the_event_log():
+    events = EventLog(EmbeddedClient()["desks"])
+    epoch = events.epoch()
+    for seq in range(1, 31):
+        events.append(decode(event(seq)), f"token-{seq}")
+    with running(Broadcaster(TOKEN, retain=20, events=events)) as (broadcaster, url):
+        assert (broadcaster.history.head, broadcaster.history.first) == (30, 11)
+        with connect(f"{url}/?after=25&epoch={epoch}") as ws:  # no publisher needed
+            assert receive(ws, 1)[0] == {"type": "hello", "head": 30, "epoch": epoch}
+            assert [m["seq"] for m in receive(ws, 5)] == [26, 27, 28, 29, 30]
+        with connect(f"{url}/?after=5") as ws:  # older than retained
+            assert [m["type"] for m in receive(ws, 2)] == ["hello", "reset"]
