@@ -66,11 +66,12 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     api.add_argument("--workers", type=_positive, default=2, help="processes (%(default)s)")
     api.add_argument("--threads", type=_positive, default=4, help="threads each (%(default)s)")
 
-    commands.add_parser(
+    watcher = commands.add_parser(
         "watcher",
-        help="tail the change stream into the event log and feed the broadcaster "
+        help="tail the change stream into the event log and feed the broadcasters "
         "(needs MONGODB_URI and DESKS_PUBLISH_TOKEN)",
     )
+    watcher.add_argument("--health-host", default="127.0.0.1", help="probe address (%(default)s)")
 
     broadcaster = commands.add_parser(
         "broadcaster", help="serve WebSocket clients (needs DESKS_PUBLISH_TOKEN)"
@@ -177,10 +178,16 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _watcher(settings: Settings, args: argparse.Namespace) -> int:
+    import os
+    import socket
+    import uuid
+
     from desks.event_log import EventLog
     from desks.store import open_store
     from desks.system import Service
     from watcher.checkpoint import Checkpoint
+    from watcher.health import HealthServer
+    from watcher.lease import Lease
     from watcher.publisher import Publisher
     from watcher.stream import Watcher
 
@@ -188,18 +195,24 @@ def _watcher(settings: Settings, args: argparse.Namespace) -> int:
     stopping = _stop_on_signal()
     store = open_store(settings)
     events = EventLog(store.database)
-    watcher = Watcher(store, events, Checkpoint(store.database))
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    lease = Lease(store.database, owner, settings.lease_ttl_seconds)
+    watcher = Watcher(store, events, Checkpoint(store.database), lease=lease)
+    # One publisher per broadcaster, each reading the log; standbys publish too, harmlessly.
+    publishers = [Publisher(url, settings.publish_token, events) for url in settings.publish_to]
     services = [Service("watcher", watcher.run)]
-    for url in settings.publish_to:  # one publisher per broadcaster, each from the log
-        publisher = Publisher(url, settings.publish_token, events)
-        services.append(Service(f"publisher {url}", publisher.run))
+    services += [Service(f"publisher {p.url}", p.run) for p in publishers]
+    health = HealthServer(args.health_host, settings.watcher_health_port, watcher, publishers)
+    health.start()
     for service in services:
         service.start()
+    log.info("watcher started", extra={"owner": owner, "health_port": health.port})
     stopping.wait()
     for service in services:
         service.signal_stop()
     for service in services:
         service.stop()
+    health.stop()
     store.close()
     return 0
 

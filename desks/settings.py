@@ -27,6 +27,8 @@ class Settings:
     broadcaster_url: str = "ws://127.0.0.1:8765/"
     broadcaster_urls: tuple[str, ...] = ()
     client_buffer_bytes: int = 1024 * 1024
+    lease_ttl_seconds: float = 10.0
+    watcher_health_port: int = 8767
     publish_token: str | None = None
     history_size: int = 10_000
 
@@ -76,6 +78,12 @@ class Settings:
             ),
             client_buffer_bytes=_integer(
                 env, "DESKS_CLIENT_BUFFER_BYTES", cls.client_buffer_bytes, 1024, 1 << 30
+            ),
+            lease_ttl_seconds=float(
+                _integer(env, "DESKS_LEASE_TTL_SECONDS", int(cls.lease_ttl_seconds), 1, 3600)
+            ),
+            watcher_health_port=_integer(
+                env, "DESKS_WATCHER_HEALTH_PORT", cls.watcher_health_port, 0, 65535
             ),
             publish_token=env.get("DESKS_PUBLISH_TOKEN") or None,
             history_size=_integer(env, "DESKS_HISTORY_SIZE", cls.history_size, 1, 10_000_000),

@@ -17,6 +17,7 @@ from desks.event_log import EventLog
 from desks.settings import Settings
 from desks.store import Store
 from watcher.checkpoint import Checkpoint
+from watcher.lease import Lease
 from watcher.publisher import Publisher
 from watcher.stream import Watcher
 
@@ -89,7 +90,9 @@ class System:
         return f"ws://{self.settings.broadcaster_host}:{self.broadcaster_port}/"
 
     def _watcher_service(self) -> Service:
-        watcher = Watcher(self.store, self.events, Checkpoint(self.store.database))
+        database = self.store.database
+        lease = Lease(database, f"up:{secrets.token_hex(4)}", self.settings.lease_ttl_seconds)
+        watcher = Watcher(self.store, self.events, Checkpoint(database), lease=lease)
         return Service("watcher", watcher.run)
 
     def _broadcaster_service(self, port: int) -> Service:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -16,6 +17,7 @@ from desks.event_log import EventLog
 from desks.events import EventFormatError, Resync, from_change
 from desks.store import DESKS, Store
 from watcher.checkpoint import Checkpoint
+from watcher.lease import Lease
 
 log = logging.getLogger("desks.watcher")
 
@@ -35,12 +37,16 @@ class Watcher:
         checkpoint: Checkpoint,
         max_await_ms: int = 500,
         backoff: Backoff | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self._store = store
         self._events = events
         self._checkpoint = checkpoint
         self._max_await_ms = max_await_ms
         self._backoff = backoff or Backoff()
+        self._lease = lease
+        self._renewed = 0.0
+        self.role = "starting"  # then active, standby or retrying: what health checks report
         self._prepared = False
         self._images = False
         self._seq = 0
@@ -52,9 +58,15 @@ class Watcher:
             try:
                 if not self._prepared:
                     self._prepare()
+                if not self._hold_lease():
+                    self._set_role("standby")
+                    stop.wait(self._standby_poll())
+                    continue
+                self._set_role("active")
                 self._tail(stop)
             except PyMongoError as error:
                 self.healthy.clear()
+                self._set_role("retrying")
                 delay = self._backoff.next()
                 log.warning(
                     "change stream failed; retrying",
@@ -65,6 +77,36 @@ class Watcher:
                 )
                 stop.wait(delay)
         self.healthy.clear()
+        if self._lease is not None and self.role == "active":
+            try:
+                self._lease.release()  # let a standby take over now, not at expiry
+            except PyMongoError:
+                pass
+        self._set_role("stopped")
+
+    def _set_role(self, role: str) -> None:
+        if role != self.role:
+            log.info("role", extra={"role": role, "was": self.role})
+            self.role = role
+
+    def _hold_lease(self) -> bool:
+        if self._lease is None:
+            return True
+        held = self._lease.acquire()
+        self._renewed = time.monotonic()
+        return held
+
+    def _standby_poll(self) -> float:
+        return 0.5 if self._lease is None else min(1.0, self._lease.ttl / 10)
+
+    def _lease_lost(self) -> bool:
+        # Renew a third of the way through the TTL; a failed renewal means someone else took over.
+        if self._lease is None or time.monotonic() - self._renewed < self._lease.ttl / 3:
+            return False
+        if self._hold_lease():
+            return False
+        log.error("lease lost; standing by", extra={"owner": self._lease.owner})
+        return True
 
     def _prepare(self) -> None:
         self._events.ensure_indexes()
@@ -102,7 +144,7 @@ class Watcher:
                 # event after it, any write before it is in the snapshot clients reload.
                 self._log_resync(self._checkpoint.resync_reason)
                 self._checkpoint.save(stream.resume_token)
-            while not stop.is_set() and stream.alive:
+            while not stop.is_set() and stream.alive and not self._lease_lost():
                 try:
                     change = stream.try_next()
                 except OperationFailure as error:

@@ -1,0 +1,67 @@
+"""The watcher process's probes: `/healthz` (alive) and `/readyz` (tailing or a ready standby)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from watcher.publisher import Publisher
+from watcher.stream import Watcher
+
+
+def readiness(watcher: Watcher, publishers: Sequence[Publisher]) -> tuple[int, dict[str, object]]:
+    """Return (HTTP status, body): ready while tailing, or while standing by for a takeover."""
+    ready = watcher.role == "standby" or (watcher.role == "active" and watcher.healthy.is_set())
+    body: dict[str, object] = {
+        "status": "ready" if ready else "unavailable",
+        "role": watcher.role,
+        "broadcasters": {p.url: p.connected.is_set() for p in publishers},
+    }
+    return (200 if ready else 503), body
+
+
+class HealthServer:
+    """A tiny HTTP server in a background thread answering the two probes."""
+
+    def __init__(
+        self, host: str, port: int, watcher: Watcher, publishers: Sequence[Publisher]
+    ) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                body: dict[str, object]
+                if self.path == "/healthz":
+                    status, body = 200, {"status": "alive"}
+                elif self.path == "/readyz":
+                    status, body = readiness(watcher, publishers)
+                else:
+                    status, body = 404, {"status": "unknown path"}
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: object) -> None:
+                """Log nothing: probes every few seconds would drown the watcher's own lines."""
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="health", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        """Return the bound port."""
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        """Start answering probes."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop answering probes."""
+        self._server.shutdown()
+        self._server.server_close()
