@@ -9,8 +9,8 @@ from flask.views import MethodView
 from flask_smorest import abort
 from flask_smorest.pagination import PaginationParameters
 
+from api.blueprint import Blueprint
 from api.events import event_log
-from api.parsing import Blueprint
 from api.repository import DeskNotFound, DeskRepository, VersionMismatch
 from api.schemas import DeskCreateSchema, DeskPatchSchema, DeskQueryArgsSchema, DeskSchema
 from desks.desk import desk_json, etag
@@ -40,7 +40,10 @@ def expected_versions() -> list[int] | None:
     if "If-Match" not in request.headers or request.if_match.star_tag:
         return None
     tags = request.if_match.as_set(include_weak=False)
-    return [int(tag) for tag in tags if tag.isdigit() and len(tag) <= 18]
+    # Werkzeug yields None for an empty tag (""); no malformed tag can match a version.
+    return [
+        int(t) for t in tags if isinstance(t, str) and t.isascii() and t.isdigit() and len(t) <= 18
+    ]
 
 
 def _with_etag(

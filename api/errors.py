@@ -8,7 +8,7 @@ from http import HTTPStatus
 from flask import Flask, Response, jsonify, request
 from flask_smorest import abort
 from pymongo.errors import ConnectionFailure
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 log = logging.getLogger("desks.api")
 
@@ -27,6 +27,8 @@ def require_json_body() -> None:
     """Refuse a write whose body is not declared as JSON (415), before anything parses it."""
     if request.method not in _BODY_METHODS or not request.path.startswith("/api/"):
         return
+    if request.routing_exception is not None:
+        return  # no such route or method: let routing answer 404 or 405 first
     mimetype = request.mimetype
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         abort(
@@ -39,6 +41,12 @@ def require_json_body() -> None:
 def register(app: Flask) -> None:
     """Attach JSON error handlers for store outages and unexpected failures."""
     app.before_request(require_json_body)
+
+    @app.errorhandler(MethodNotAllowed)
+    def method_not_allowed(error: MethodNotAllowed) -> Response:
+        # flask-smorest's JSON errors drop the Allow header that RFC 9110 requires on a 405.
+        allowed = ", ".join(sorted(error.valid_methods or []))
+        return error_response(405, f"Allowed methods: {allowed}.", {"Allow": allowed})
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(error: RequestEntityTooLarge) -> Response:

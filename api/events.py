@@ -8,7 +8,7 @@ from flask import current_app
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
-from api.parsing import Blueprint
+from api.blueprint import Blueprint
 from desks.event_log import EventLog
 
 blp = Blueprint("events", __name__, url_prefix="/api/events", description="Desk event history.")

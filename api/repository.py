@@ -50,6 +50,8 @@ class DeskRepository:
             # re.escape: the filter is a literal substring, never a regex the client wrote.
             query["name"] = {"$regex": re.escape(name), "$options": "i"}
         total = self._desks.count_documents(query)
+        if skip >= total:
+            return [], total  # also keeps absurd page numbers away from MongoDB's int64 skip
         cursor = self._desks.find(query).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
         return list(cursor.skip(skip).limit(limit)), total
 

@@ -22,9 +22,10 @@ class Centimetres(fields.Field[int | float]):
     }
 
     def __init__(self, **kwargs: Any) -> None:
-        metadata = {
+        metadata = {  # OpenAPI 3.0: exclusiveMinimum is a flag on minimum
             "type": "number",
-            "exclusiveMinimum": 0,
+            "minimum": 0,
+            "exclusiveMinimum": True,
             "maximum": MAX_CENTIMETRES,
             "description": "centimetres",
         }
@@ -44,19 +45,27 @@ class Centimetres(fields.Field[int | float]):
         return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
+# What JavaScript's \s matches, so the documented pattern and the trimming agree exactly.
+WHITESPACE = " \t\n\v\f\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+NAME_PATTERN = r"^[^\x00-\x1F\x7F]*[^\x00-\x1F\x7F\s][^\x00-\x1F\x7F]*$"
+
+
 class DeskName(fields.String):
     """A desk name: 1-100 characters once surrounding whitespace is trimmed."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
             validate=validate.Length(min=1, max=MAX_NAME_LENGTH),
-            metadata={"description": "trimmed of surrounding whitespace"},
+            metadata={
+                "description": "trimmed of surrounding whitespace; no control characters",
+                "pattern": NAME_PATTERN,
+            },
             **kwargs,
         )
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs).strip()
-        if any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in text):
+        text = super()._deserialize(value, attr, data, **kwargs).strip(WHITESPACE)
+        if any(ord(c) < 32 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in text):
             # Control characters garble consoles; lone surrogates cannot be stored as UTF-8.
             raise ValidationError("Must not contain control characters or unpaired surrogates.")
         return text

@@ -146,3 +146,29 @@ def test_unknown_routes_and_methods_are_json(client, desk):
     response = client.post(f"/api/desks/{desk['id']}", json=DESK)
     assert response.status_code == 405
     assert response.json["code"] == 405
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/desks?name=%FF%FE",
+        "/api/desks/%FF%FE",
+        "/api/desks?name=" + "a" * 5000,
+        "/api/desks?page=99999999999999999999999",
+        "/api/events?after=99999999999999999999999",
+        "/api/desks/" + "%00" * 30,
+    ],
+)
+def test_hostile_urls_never_get_5xx(client, desk, path):
+    response = client.get(path)
+    assert response.status_code < 500
+    assert response.is_json
+    if response.status_code == 200 and "/api/desks?" in path:
+        assert response.json == []  # nothing matches; the one desk is not leaked by accident
+
+
+def test_operator_injection_in_patch_stores_nothing(client, desk, snapshot):
+    before = snapshot()
+    for body in [{"$set": {"name": "x"}}, {"name": {"$where": "1"}}, {"width": {"$gt": 0}}]:
+        assert client.patch(f"/api/desks/{desk['id']}", json=body).status_code == 422
+    assert snapshot() == before

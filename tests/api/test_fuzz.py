@@ -1,0 +1,30 @@
+"""The API fuzzed from its own OpenAPI document: no 5xx, no response off-schema, no stray write."""
+
+from __future__ import annotations
+
+import copy
+
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from api import create_app
+from desks.settings import Settings
+from desks.store import open_store
+
+STORE = open_store(Settings())
+APP = create_app({"TESTING": True}, store=STORE)
+schema = schemathesis.openapi.from_wsgi("/openapi.json", APP)
+
+
+def snapshot():
+    return copy.deepcopy(list(STORE.desks.find()))
+
+
+@schema.parametrize()
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+def test_api_conforms_to_its_schema_and_rejections_change_nothing(case):
+    before = snapshot()
+    response = case.call()
+    case.validate_response(response)  # includes: no 5xx, status and body as documented
+    if 400 <= response.status_code < 500:
+        assert snapshot() == before, f"{case.method} {case.path} changed data with a 4xx"
