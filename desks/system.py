@@ -91,8 +91,10 @@ class System:
 
     def _watcher_service(self) -> Service:
         database = self.store.database
-        lease = Lease(database, f"up:{secrets.token_hex(4)}", self.settings.lease_ttl_seconds)
-        watcher = Watcher(self.store, self.events, Checkpoint(database), lease=lease)
+        self.watcher_lease = Lease(
+            database, f"up:{secrets.token_hex(4)}", self.settings.lease_ttl_seconds
+        )
+        watcher = Watcher(self.store, self.events, Checkpoint(database), lease=self.watcher_lease)
         return Service("watcher", watcher.run)
 
     def _broadcaster_service(self, port: int) -> Service:
