@@ -7,7 +7,7 @@ export
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint check clean
+.PHONY: run test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ lint: $(VENV)/.installed-test
 ## test: install test extras, lint, then run the whole suite
 test: lint
 	$(BIN)/python -m pytest
+
+## bench: the benchmarks whose results are in BENCHMARKS.md
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m bench.latency --writes 500 --clients 1
+	$(BIN)/python -m bench.latency --writes 500 --clients 10
+	$(BIN)/python -m bench.fanout --clients 200 --events 2000
+	$(BIN)/python -m bench.takeover --ttl 2 --rounds 5
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -16,15 +16,24 @@ from desks.settings import Settings
 from desks.store import Store, open_store
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
-    """Return the first truthy value of condition(), failing the test at the deadline."""
+def wait_until(
+    condition: Callable[[], Any],
+    timeout: float = 10.0,
+    interval: float = 0.01,
+    describe: Callable[[], str] | None = None,
+) -> Any:
+    """Return the first truthy value of condition(), failing the test at the deadline.
+
+    `describe` says what the state was when the deadline passed, for the failure message.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            state = f": {describe()}" if describe else ""
+            raise AssertionError(f"condition not met within {timeout}s{state}")
         time.sleep(interval)
 
 

@@ -134,7 +134,11 @@ def test_nothing_lost_nothing_repeated_under_random_faults(system, seed):
     oplog = system.store.client.oplog
     faults = [rng.choice(["watcher", "broadcaster", "resumable", "fatal"]) for _ in range(FAULTS)]
     for index, fault in enumerate(faults):
-        wait_until(lambda i=index: len(done) >= (i + 1) * WRITES // (FAULTS + 1), timeout=60)
+        wait_until(
+            lambda i=index: len(done) >= (i + 1) * WRITES // (FAULTS + 1),
+            timeout=60,
+            describe=lambda: f"seed {seed}: writer stuck at {len(done)} ({writer.is_alive()=})",
+        )
         tokens.append(Checkpoint(system.store.database).load())
         if fault == "watcher":
             kill_watcher(system, rng, [t for t in tokens if t is not None])
@@ -148,12 +152,24 @@ def test_nothing_lost_nothing_repeated_under_random_faults(system, seed):
     writer.join(120)
     assert len(done) == WRITES
 
-    wait_until(lambda: events.head() == WRITES, timeout=60)
+    wait_until(
+        lambda: events.head() == WRITES,
+        timeout=60,
+        describe=lambda: f"seed {seed}: log head {events.head()}, watcher {system.watcher.running}",
+    )
     logged = events.after(0, WRITES + 100)
     assert [e.seq for e in logged] == list(range(1, WRITES + 1)), f"seed {seed}"
     assert [(e.type, e.desk_id, e.version) for e in logged] == done, f"seed {seed}"
 
-    wait_until(lambda: all(len(c.seqs) >= WRITES for c in clients), timeout=60)
+    wait_until(
+        lambda: all(len(c.seqs) >= WRITES for c in clients),
+        timeout=60,
+        describe=lambda: (
+            f"seed {seed}: broadcaster head {system.broadcaster_server.history.head}, "
+            f"clients at {[c.seqs[-1:] for c in clients]} after {[len(c.seqs) for c in clients]} "
+            f"events and {[c.reconnects for c in clients]} connections"
+        ),
+    )
     for client in clients:
         client.stop.set()
     for thread in threads:

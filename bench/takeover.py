@@ -1,0 +1,62 @@
+"""Watcher failover: from the active watcher's death to the standby tailing (embedded store).
+
+Run: .venv/bin/python -m bench.takeover [--ttl 2] [--rounds 5]
+The active watcher "dies" without releasing its lease, as under kill -9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from desks.event_log import EventLog
+from desks.settings import Settings
+from desks.store import open_store
+from desks.system import Service
+from watcher.checkpoint import Checkpoint
+from watcher.lease import Lease
+from watcher.stream import Watcher
+
+
+def wait(condition: object, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        time.sleep(0.001)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ttl", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    store = open_store(Settings())
+    events = EventLog(store.database)
+    takeovers = []
+    for round_ in range(args.rounds):
+        pair = []
+        for name in ("active", "standby"):
+            lease = Lease(store.database, f"{name}-{round_}", args.ttl)
+            watcher = Watcher(store, events, Checkpoint(store.database), 50, lease=lease)
+            service = Service(name, watcher.run)
+            service.start()
+            pair.append((service, watcher, lease))
+            wait(lambda w=watcher: w.role in {"active", "standby"})
+        (active, active_watcher, active_lease), (standby, standby_watcher, _) = pair
+        assert active_watcher.role == "active"
+        active_lease.release = lambda: None  # type: ignore[method-assign]
+        active.stop()
+        died = time.monotonic()
+        wait(lambda: standby_watcher.role == "active" and standby_watcher.healthy.is_set())
+        takeovers.append(time.monotonic() - died)
+        standby.stop()
+    print(
+        f"ttl={args.ttl}s rounds={args.rounds} takeover median={statistics.median(takeovers):.2f}s "
+        f"max={max(takeovers):.2f}s"
+    )
+
+
+if __name__ == "__main__":
+    main()
