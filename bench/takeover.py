@@ -49,7 +49,7 @@ def main() -> None:
         active_lease.release = lambda: None  # type: ignore[method-assign]
         active.stop()
         died = time.monotonic()
-        wait(lambda: standby_watcher.role == "active" and standby_watcher.healthy.is_set())
+        wait(lambda w=standby_watcher: w.role == "active" and w.healthy.is_set())
         takeovers.append(time.monotonic() - died)
         standby.stop()
     print(
