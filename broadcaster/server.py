@@ -47,6 +47,7 @@ class Limits:
     message_burst: int = 50
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
+    close_timeout: float = 5.0  # a peer that ignores the closing handshake is cut off after this
 
 
 class Broadcaster:
@@ -299,6 +300,7 @@ class Broadcaster:
             max_size=MAX_MESSAGE_BYTES,
             ping_interval=self.limits.ping_interval,
             ping_timeout=self.limits.ping_timeout,
+            close_timeout=self.limits.close_timeout,
         ) as server:
             self.port = next(iter(server.sockets)).getsockname()[1]
             self.listening.set()

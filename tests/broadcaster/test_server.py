@@ -241,3 +241,22 @@ def test_a_restarted_broadcaster_refills_its_history_from_the_event_log():
             assert [m["seq"] for m in receive(ws, 5)] == [26, 27, 28, 29, 30]
         with connect(f"{url}/?after=5") as ws:  # older than retained
             assert [m["type"] for m in receive(ws, 2)] == ["hello", "reset"]
+
+
+def test_a_peer_that_never_answers_pings_is_closed():
+    limits = Limits(ping_interval=0.2, ping_timeout=0.2, close_timeout=0.5)
+    with (
+        running(Broadcaster(TOKEN, retain=10, limits=limits)) as (broadcaster, url),
+        connect(f"{url}/publish", additional_headers={"Authorization": f"Bearer {TOKEN}"}) as pub,
+    ):
+        pub.recv(timeout=5)
+        pub.send(json.dumps({"type": "log", "epoch": "e1", "after": 0}))
+        # A raw socket that completes the handshake, then never reads or answers again.
+        with socket.create_connection(("127.0.0.1", broadcaster.port)) as dead:
+            dead.sendall(
+                b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            assert b"101" in dead.recv(1024).split(b"\r\n")[0]
+            wait_until(lambda: len(broadcaster.clients) == 1)
+            wait_until(lambda: len(broadcaster.clients) == 0, timeout=10)
