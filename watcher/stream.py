@@ -23,8 +23,9 @@ log = logging.getLogger("desks.watcher")
 
 OPERATIONS = ["insert", "update", "replace", "delete"]
 PIPELINE = [{"$match": {"operationType": {"$in": OPERATIONS}}}]
-HISTORY_LOST = 286
-INVALID_RESUME_TOKEN = 260
+# The saved token cannot be resumed: history lost (286), not in this stream's history (280),
+# an invalidate token (260), malformed (9, 40647). Retrying would loop forever.
+UNRESUMABLE = {286, 280, 260, 9, 40647}
 
 
 class Watcher:
@@ -130,7 +131,7 @@ class Watcher:
         try:
             stream = self._store.desks.watch(PIPELINE, **self._watch_options(token))
         except OperationFailure as error:
-            if error.code not in {HISTORY_LOST, INVALID_RESUME_TOKEN}:
+            if error.code not in UNRESUMABLE:
                 raise
             self._start_over("history_lost", error)
             return
@@ -148,7 +149,7 @@ class Watcher:
                 try:
                     change = stream.try_next()
                 except OperationFailure as error:
-                    if error.code != HISTORY_LOST:
+                    if error.code not in UNRESUMABLE:
                         raise
                     self._start_over("history_lost", error)
                     return

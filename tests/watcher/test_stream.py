@@ -167,3 +167,16 @@ def test_a_resync_owed_survives_a_crash_before_it_is_logged(store, events, desks
     watcher.stop()
     assert log_of(events)[0].type == "resync"
     assert Checkpoint(store.database).load() is not None
+
+
+@pytest.mark.parametrize("token", [{"_data": "not hex"}, {"nope": 1}, {"_data": "82" + "0" * 26}])
+def test_an_unusable_checkpoint_starts_over_instead_of_retrying_forever(
+    store, events, desks, token
+):
+    store.database["watcher_checkpoints"].insert_one({"_id": "desks", "resume_token": token})
+    watcher = start(store, events)
+    wait_until(lambda: events.head() == 1)  # the resync
+    desks.create({"name": "A", "width": 1, "height": 1})
+    wait_until(lambda: events.head() == 2)
+    watcher.stop()
+    assert [e.type for e in log_of(events)] == ["resync", "desk_created"]
