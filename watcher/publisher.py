@@ -62,6 +62,8 @@ class Publisher:
                     self._publish(connection, epoch, stop)
             except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, InvalidURI) as error:
                 self.connected.clear()
+                if stop.is_set():
+                    break  # shutting down alongside the broadcaster: nothing to report
                 delay = self._backoff.next()
                 log.warning(
                     "broadcaster unreachable; retrying",
