@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server, select_address_family
 
 
 class QuietRequestHandler(WSGIRequestHandler):
@@ -21,15 +22,26 @@ class InProcessServer:
     """A threaded WSGI server in a background thread, sharing this process's embedded store."""
 
     def __init__(self, app: Flask, host: str, port: int) -> None:
-        self._server: BaseWSGIServer = make_server(
-            host, port, app, threaded=True, request_handler=QuietRequestHandler
-        )
+        """Bind host:port now, raising OSError if it is taken (werkzeug alone would exit)."""
+        family = select_address_family(host, port)
+        listener = socket.create_server((host, port), family=family)
+        try:
+            self._server: BaseWSGIServer = make_server(
+                host,
+                port,
+                app,
+                threaded=True,
+                request_handler=QuietRequestHandler,
+                fd=listener.fileno(),
+            )
+        finally:
+            listener.close()  # the server holds its own duplicate of the socket
         self._thread = threading.Thread(target=self._server.serve_forever, name="api", daemon=True)
 
     @property
     def port(self) -> int:
         """Return the bound port (useful when asked for port 0)."""
-        return int(self._server.server_port)
+        return int(self._server.port)
 
     def start(self) -> None:
         """Start answering requests."""

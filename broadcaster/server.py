@@ -70,6 +70,8 @@ class Broadcaster:
         self._catch_up_to = 0
         self.port: int | None = None
         self.listening = threading.Event()
+        self.started = threading.Event()  # set once listening, or once listening failed
+        self.start_error: OSError | None = None
 
     @property
     def clients(self) -> set[ServerConnection]:
@@ -304,6 +306,7 @@ class Broadcaster:
         ) as server:
             self.port = next(iter(server.sockets)).getsockname()[1]
             self.listening.set()
+            self.started.set()
             log.info("listening", extra={"url": f"ws://{host}:{self.port}/"})
             await stop
         self.listening.clear()
@@ -312,17 +315,30 @@ class Broadcaster:
         """Serve in this thread's own event loop until `stop` is set."""
 
         async def main() -> None:
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            waiter = asyncio.create_task(asyncio.to_thread(stop.wait))
+            loop = asyncio.get_running_loop()
+            done: asyncio.Future[None] = loop.create_future()
 
-            def finish(_: asyncio.Task[bool]) -> None:
+            def finish() -> None:
                 if not done.done():
                     done.set_result(None)
 
-            waiter.add_done_callback(finish)
+            def relay_stop() -> None:
+                stop.wait()
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(finish)
+
+            # A daemon thread, not the loop's executor: if serving fails, nothing is left
+            # waiting on `stop` to hold the process open at exit.
+            threading.Thread(target=relay_stop, name="broadcaster-stop", daemon=True).start()
             await self.serve(host, port, done)
 
-        asyncio.run(main())
+        try:
+            asyncio.run(main())
+        except OSError as error:  # e.g. the port is taken
+            self.start_error = error
+            log.error("cannot listen", extra={"host": host, "port": port, "error": str(error)})
+        finally:
+            self.started.set()
 
 
 def _remote(connection: ServerConnection) -> str:

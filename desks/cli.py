@@ -147,8 +147,12 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
     )
     stopping = _stop_on_signal()
     store = open_store(settings)
-    system = System(settings, store)
-    system.start()
+    try:
+        system = System(settings, store)
+        system.start()
+    except OSError as error:
+        print(f"desks: cannot start: {error}", file=sys.stderr)
+        return 1
     print(f"desks is up on the {store.kind} store", flush=True)
     print(f"  API          {system.api_url}/api/desks", flush=True)
     print(f"  docs         {system.api_url}/docs", flush=True)

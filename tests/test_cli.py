@@ -7,6 +7,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -201,3 +202,16 @@ def test_broadcaster_process_serves_probes_and_stops_on_sigterm(tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_up_on_a_busy_port_says_so_and_exits_1():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        api = desks("up", "--port", str(port), "--ws-port", str(free_port()))
+        ws = desks("up", "--port", str(free_port()), "--ws-port", str(port))
+    for result in (api, ws):
+        assert result.returncode == 1
+        assert "cannot start" in result.stderr
+        assert "Traceback" not in result.stderr
