@@ -73,20 +73,14 @@ class Consumer:
                 self._handle(message)
 
     def _handle(self, message: str | bytes) -> None:
-        data = json.loads(message)
-        kind = data.get("type")
-        if kind == "hello":
-            self.epoch = data["epoch"]
-            if self.last_seq is None:
-                self.last_seq = data["head"]  # live from here; a reconnect resumes after it
-            return
-        if kind == "reset":
-            self.epoch, self.last_seq = data["epoch"], data["head"]
-            self._write(self._text["reset"].format(head=data["head"]))
-            return
         try:
+            data = json.loads(message)
+            kind = data.get("type")
+            if kind in {"hello", "reset"}:
+                self._position(kind, str(data["epoch"]), int(data["head"]))
+                return
             event = decode(data)
-        except EventFormatError as error:
+        except (ValueError, KeyError, TypeError, AttributeError, EventFormatError) as error:
             log.warning("unreadable message skipped", extra={"error": str(error)})
             return
         if self.last_seq is not None and event.seq <= self.last_seq:
@@ -98,6 +92,14 @@ class Consumer:
             self._write(render(event, self._lang, self._desks.get(event.desk_id)) + "\n")
             self._remember(event.desk_id, None if isinstance(event, DeskDeleted) else event.desk)
         self.last_seq = event.seq
+
+    def _position(self, kind: str, epoch: str, head: int) -> None:
+        self.epoch = epoch
+        if kind == "reset":
+            self.last_seq = head
+            self._write(self._text["reset"].format(head=head))
+        elif self.last_seq is None:
+            self.last_seq = head  # live from here; a reconnect resumes after it
 
     def _remember(self, desk_id: str, desk: dict[str, Any] | None) -> None:
         self._desks.pop(desk_id, None)

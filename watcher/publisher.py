@@ -60,14 +60,16 @@ class Publisher:
                     compression=None,
                 ) as connection:
                     self._publish(connection, epoch, stop)
-            except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, InvalidURI) as error:
+            except Exception as error:  # one rule for long-running loops: log, back off, go on
                 self.connected.clear()
                 if stop.is_set():
                     break  # shutting down alongside the broadcaster: nothing to report
                 delay = self._backoff.next()
+                expected = (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, InvalidURI)
                 log.warning(
                     "broadcaster unreachable; retrying",
                     extra={"url": self.url, "error": repr(error), "retry_in_s": round(delay, 2)},
+                    exc_info=not isinstance(error, expected),
                 )
                 stop.wait(delay)
         self.connected.clear()

@@ -65,7 +65,7 @@ class Watcher:
                     continue
                 self._set_role("active")
                 self._tail(stop)
-            except PyMongoError as error:
+            except Exception as error:  # one rule for long-running loops: log, back off, go on
                 self.healthy.clear()
                 self._set_role("retrying")
                 delay = self._backoff.next()
@@ -75,6 +75,7 @@ class Watcher:
                         "error": f"{type(error).__name__}: {error}",
                         "retry_in_s": round(delay, 2),
                     },
+                    exc_info=not isinstance(error, PyMongoError),  # a bug: keep the traceback
                 )
                 stop.wait(delay)
         self.healthy.clear()
@@ -187,8 +188,13 @@ class Watcher:
             )
         try:
             event = from_change(change, self._seq + 1, previous)
-        except EventFormatError as error:
-            log.error("unreadable change skipped", extra={"desk_id": desk_id, "error": str(error)})
+        except (EventFormatError, KeyError, TypeError, ValueError) as error:
+            # Not a desk (written by something other than the API): skip it rather than
+            # stop on it forever, since a restart would read the same change again.
+            log.error(
+                "unreadable change skipped",
+                extra={"desk_id": desk_id, "error": f"{type(error).__name__}: {error}"},
+            )
             return
         if event is None:
             return

@@ -180,3 +180,14 @@ def test_an_unusable_checkpoint_starts_over_instead_of_retrying_forever(
     wait_until(lambda: events.head() == 2)
     watcher.stop()
     assert [e.type for e in log_of(events)] == ["resync", "desk_created"]
+
+
+def test_a_document_that_is_not_a_desk_is_skipped_not_fatal(store, events, desks):
+    watcher = start(store, events)
+    assert watcher.watcher.healthy.wait(10)
+    store.desks.insert_one({"written": "by hand", "no": "desk fields"})
+    desks.create({"name": "A", "width": 1, "height": 1})
+    wait_until(lambda: events.head() == 1)
+    assert watcher.running
+    watcher.stop()
+    assert [e.desk["name"] for e in log_of(events)] == ["A"]

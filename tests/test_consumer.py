@@ -1,0 +1,50 @@
+"""The consumer's bookkeeping: where it resumes, what it skips, what it survives."""
+
+from __future__ import annotations
+
+import json
+
+from desks.consumer import Consumer, subscribe_url
+from desks.events import DeskCreated
+
+DESK = {"id": "a" * 24, "name": "Mesa", "width": 1, "height": 2, "version": 1}
+
+
+def event(seq):
+    return DeskCreated(seq=seq, at="2026-11-28T14:30:45.000Z", desk_id="a" * 24, version=1, desk=DESK)
+
+
+def consumer(after=None):
+    lines: list[str] = []
+    return Consumer("ws://127.0.0.1:8765/", after, "es", lines.append), lines
+
+
+def test_resumes_after_the_last_printed_seq_in_the_same_log():
+    c, lines = consumer()
+    c._handle(json.dumps({"type": "hello", "head": 4, "epoch": "e1"}))
+    c._handle(event(5).encode())
+    assert c.last_seq == 5
+    assert subscribe_url(c.url, c.last_seq, c.epoch) == "ws://127.0.0.1:8765/?after=5&epoch=e1"
+    assert len(lines) == 1
+
+
+def test_repeats_are_not_printed_twice():
+    c, lines = consumer(after=0)
+    for seq in (1, 2, 2, 1, 3):
+        c._handle(event(seq).encode())
+    assert len(lines) == 3
+
+
+def test_reset_moves_to_the_head_and_says_so():
+    c, lines = consumer(after=10)
+    c._handle(json.dumps({"type": "reset", "head": 3, "epoch": "e2"}))
+    assert (c.last_seq, c.epoch) == (3, "e2")
+    assert "Historial no disponible" in lines[-1]
+
+
+def test_garbage_from_the_server_is_skipped():
+    c, lines = consumer(after=0)
+    for junk in ("not json", "[]", '{"type": "hello"}', '{"type": "desk_created"}', "null"):
+        c._handle(junk)
+    c._handle(event(1).encode())
+    assert len(lines) == 1
