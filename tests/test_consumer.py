@@ -11,7 +11,9 @@ DESK = {"id": "a" * 24, "name": "Mesa", "width": 1, "height": 2, "version": 1}
 
 
 def event(seq):
-    return DeskCreated(seq=seq, at="2026-11-28T14:30:45.000Z", desk_id="a" * 24, version=1, desk=DESK)
+    return DeskCreated(
+        seq=seq, at="2026-11-28T14:30:45.000Z", desk_id="a" * 24, version=1, desk=DESK
+    )
 
 
 def consumer(after=None):
