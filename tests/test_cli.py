@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -215,3 +216,40 @@ def test_up_on_a_busy_port_says_so_and_exits_1():
         assert result.returncode == 1
         assert "cannot start" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_api_under_gunicorn_answers_and_reports_an_unreachable_store(tmp_path):
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "MONGODB_URI": f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
+        "DESKS_SERVER_SELECTION_TIMEOUT_MS": "300",
+    }
+    with (tmp_path / "api.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "desks.cli", "api", "--port", str(port), "--workers", "1"],
+            stderr=log,
+            env=env,
+        )
+    base = f"http://127.0.0.1:{port}"
+
+    def status(path):
+        try:
+            with urllib.request.urlopen(base + path, timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except OSError:
+            return None
+
+    try:
+        wait_until(lambda: status("/healthz") == 200, timeout=30)
+        assert status("/readyz") == 503
+        assert status("/api/desks") == 503
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
