@@ -8,7 +8,7 @@ from http import HTTPStatus
 from flask import Flask, Response, jsonify, request
 from flask_smorest import abort
 from pymongo.errors import ConnectionFailure
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.exceptions import MethodNotAllowed, RequestEntityTooLarge
 
 log = logging.getLogger("desks.api")
 
@@ -60,9 +60,8 @@ def register(app: Flask) -> None:
             503, "The desk store is unreachable; try again shortly.", {"Retry-After": "5"}
         )
 
+    # HTTPExceptions never reach this: flask-smorest's handler for them is more specific.
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:
-        if isinstance(error, HTTPException):  # already JSON through flask-smorest's handler
-            raise error
         log.exception("unhandled error", extra={"method": request.method, "path": request.path})
         return error_response(500, "Internal error; it has been logged.")

@@ -35,6 +35,17 @@ def desks(*args, env=None, **kwargs):
     )
 
 
+def http_status(url):
+    """Return the HTTP status of GET url, or None while nothing listens."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return None
+
+
 def test_help_lists_subcommands():
     result = desks("--help")
     assert result.returncode == 0
@@ -188,15 +199,7 @@ def test_broadcaster_process_serves_probes_and_stops_on_sigterm(tmp_path):
             env=env,
         )
     try:
-
-        def healthy():
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                    return r.status == 200
-            except OSError:
-                return False
-
-        wait_until(healthy)
+        wait_until(lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 200)
         process.send_signal(signal.SIGTERM)
         assert process.wait(5) == 0
     finally:
@@ -233,20 +236,10 @@ def test_api_under_gunicorn_answers_and_reports_an_unreachable_store(tmp_path):
             env=env,
         )
     base = f"http://127.0.0.1:{port}"
-
-    def status(path):
-        try:
-            with urllib.request.urlopen(base + path, timeout=5) as response:
-                return response.status
-        except urllib.error.HTTPError as error:
-            return error.code
-        except OSError:
-            return None
-
     try:
-        wait_until(lambda: status("/healthz") == 200, timeout=30)
-        assert status("/readyz") == 503
-        assert status("/api/desks") == 503
+        wait_until(lambda: http_status(f"{base}/healthz") == 200, timeout=30)
+        assert http_status(f"{base}/readyz") == 503
+        assert http_status(f"{base}/api/desks") == 503
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
     finally:

@@ -172,3 +172,19 @@ def test_operator_injection_in_patch_stores_nothing(client, desk, snapshot):
     for body in [{"$set": {"name": "x"}}, {"name": {"$where": "1"}}, {"width": {"$gt": 0}}]:
         assert client.patch(f"/api/desks/{desk['id']}", json=body).status_code == 422
     assert snapshot() == before
+
+
+def test_an_unexpected_error_is_a_json_500_without_a_traceback(app, caplog):
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("secret internals")
+
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    assert response.json == {
+        "code": 500,
+        "status": "Internal Server Error",
+        "message": "Internal error; it has been logged.",
+    }
+    assert "secret internals" not in response.get_data(as_text=True)
+    assert any(r.getMessage() == "unhandled error" for r in caplog.records)
