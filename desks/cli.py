@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser(settings)
     args = parser.parse_args(argv)
     logs.configure(settings.log_level)
-    if args.command in {"api", "watcher"} and settings.mongodb_uri is None:
+    if args.command in {"api", "watcher"} and settings.embedded:
         # Each process would get its own empty in-memory store: refuse rather than mislead.
         parser.error(
             f"desks {args.command} needs MONGODB_URI; for the embedded store run `desks up`"
@@ -230,7 +230,7 @@ def _broadcaster(settings: Settings, args: argparse.Namespace) -> int:
     stopping = _stop_on_signal()
     # With MongoDB it refills its history from the event log at start; alone, the publisher
     # gives it the window it retains when it connects.
-    events = EventLog(open_store(settings).database) if settings.mongodb_uri else None
+    events = None if settings.embedded else EventLog(open_store(settings).database)
     limits = Limits(max_buffer=settings.client_buffer_bytes)
     server = Broadcaster(settings.publish_token, settings.history_size, events, limits)
     thread = threading.Thread(target=server.run, args=(args.host, args.port, stopping), name="ws")

@@ -122,7 +122,7 @@ class System:
         """Start every component and wait until the broadcaster listens."""
         self.api.start()
         self.broadcaster.start()
-        self._await_broadcaster()
+        self._await_broadcaster(self.settings.broadcaster_port)
         self.watcher.start()
         self.publisher = self._publisher_service()
         self.publisher.start()
@@ -143,15 +143,13 @@ class System:
         self.broadcaster.stop()
         self.broadcaster = self._broadcaster_service(port)
         self.broadcaster.start()
-        self._await_broadcaster()
+        self._await_broadcaster(port)
 
-    def _await_broadcaster(self) -> None:
+    def _await_broadcaster(self, port: int) -> None:
         self._broadcaster.started.wait(30)
         if not self._broadcaster.listening.is_set():
             reason = self._broadcaster.start_error or "timed out"
-            raise OSError(
-                f"the broadcaster cannot listen on port {self.settings.broadcaster_port}: {reason}"
-            )
+            raise OSError(f"the broadcaster cannot listen on port {port}: {reason}")
 
     def stop(self) -> None:
         """Stop everything at once and wait for each (Ctrl-C must not take more than 5 s)."""

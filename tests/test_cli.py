@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -33,6 +34,19 @@ def desks(*args, env=None, **kwargs):
         timeout=30,
         **kwargs,
     )
+
+
+@contextlib.contextmanager
+def spawned(log_path, env, *args):
+    """Run `desks <args>` with stderr to a file (never a pipe that could fill); kill it after."""
+    with log_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "desks.cli", *args], stderr=log, env=env)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
 
 
 def http_status(url):
@@ -192,20 +206,10 @@ def test_up_prints_urls_and_stops_on_sigterm_within_5s(system):
 def test_broadcaster_process_serves_probes_and_stops_on_sigterm(tmp_path):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DESKS_PUBLISH_TOKEN": "t"}
-    with (tmp_path / "broadcaster.log").open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "desks.cli", "broadcaster", "--port", str(port)],
-            stderr=log,
-            env=env,
-        )
-    try:
+    with spawned(tmp_path / "broadcaster.log", env, "broadcaster", "--port", str(port)) as process:
         wait_until(lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 200)
         process.send_signal(signal.SIGTERM)
         assert process.wait(5) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def test_up_on_a_busy_port_says_so_and_exits_1():
@@ -229,20 +233,11 @@ def test_api_under_gunicorn_answers_and_reports_an_unreachable_store(tmp_path):
         "MONGODB_URI": f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
         "DESKS_SERVER_SELECTION_TIMEOUT_MS": "300",
     }
-    with (tmp_path / "api.log").open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "desks.cli", "api", "--port", str(port), "--workers", "1"],
-            stderr=log,
-            env=env,
-        )
     base = f"http://127.0.0.1:{port}"
-    try:
+    command = ("api", "--port", str(port), "--workers", "1")
+    with spawned(tmp_path / "api.log", env, *command) as process:
         wait_until(lambda: http_status(f"{base}/healthz") == 200, timeout=30)
         assert http_status(f"{base}/readyz") == 503
         assert http_status(f"{base}/api/desks") == 503
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
