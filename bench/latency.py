@@ -17,7 +17,7 @@ from websockets.sync.client import connect
 
 from desks.settings import Settings
 from desks.store import open_store
-from desks.system import System
+from launcher.system import System
 
 
 def post(url: str, body: dict[str, object]) -> dict[str, object]:
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=10)
     args = parser.parse_args()
 
-    settings = Settings(api_port=0, broadcaster_port=0)
+    settings = Settings(embedded_path=":memory:", api_port=0, broadcaster_port=0)
     system = System(settings, open_store(settings))
     system.start()
     sent: dict[int, float] = {}

@@ -11,9 +11,9 @@ import statistics
 import time
 
 from desks.event_log import EventLog
+from desks.service import Service
 from desks.settings import Settings
 from desks.store import open_store
-from desks.system import Service
 from watcher.checkpoint import Checkpoint
 from watcher.lease import Lease
 from watcher.stream import Watcher
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--ttl", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    store = open_store(Settings())
+    store = open_store(Settings(embedded_path=":memory:"))
     events = EventLog(store.database)
     takeovers = []
     for round_ in range(args.rounds):

@@ -20,6 +20,8 @@ class Settings:
     server_selection_timeout_ms: int = 3000
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    embedded_path: str = ".desks/embedded.sqlite3"
+    embedded_synchronous: str = "FULL"
     embedded_history_size: int = 100_000
     log_level: str = "INFO"
     broadcaster_host: str = "127.0.0.1"
@@ -42,6 +44,11 @@ class Settings:
         """Tell whether the embedded store is used (no MONGODB_URI)."""
         return self.mongodb_uri is None
 
+    @property
+    def shared_store(self) -> bool:
+        """Tell whether separate processes see one store (MongoDB, or an embedded file)."""
+        return not self.embedded or self.embedded_path != ":memory:"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read settings from `environ` (default: os.environ), naming any invalid variable."""
@@ -58,6 +65,10 @@ class Settings:
             ),
             api_host=env.get("DESKS_API_HOST") or cls.api_host,
             api_port=_integer(env, "DESKS_API_PORT", cls.api_port, 0, 65535),
+            embedded_path=(env.get("DESKS_EMBEDDED_PATH") or "").strip() or cls.embedded_path,
+            embedded_synchronous=_choice(
+                env, "DESKS_EMBEDDED_SYNCHRONOUS", cls.embedded_synchronous, ("FULL", "NORMAL")
+            ),
             embedded_history_size=_integer(
                 env, "DESKS_EMBEDDED_HISTORY_SIZE", cls.embedded_history_size, 1, 10_000_000
             ),

@@ -47,7 +47,7 @@ def free_port() -> int:
 @pytest.fixture
 def store() -> Iterator[Store]:
     """Yield a fresh embedded store."""
-    store = open_store(Settings())
+    store = open_store(Settings(embedded_path=":memory:"))
     yield store
     store.close()
 

@@ -24,10 +24,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def desks(*args, env=None, **kwargs):
-    merged = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    merged = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DESKS_EMBEDDED_PATH": ":memory:",
+        **(env or {}),
+    }
     merged.pop("MONGODB_URI", None) if "MONGODB_URI" not in (env or {}) else None
     return subprocess.run(
-        [sys.executable, "-m", "desks.cli", *args],
+        [sys.executable, "-m", "launcher.cli", *args],
         capture_output=True,
         text=True,
         env=merged,
@@ -40,7 +45,9 @@ def desks(*args, env=None, **kwargs):
 def spawned(log_path, env, *args):
     """Run `desks <args>` with stderr to a file (never a pipe that could fill); kill it after."""
     with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "desks.cli", *args], stderr=log, env=env)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "launcher.cli", *args], stderr=log, env=env
+        )
     try:
         yield process
     finally:
@@ -76,10 +83,10 @@ def test_bad_options_exit_2_with_a_message(args):
 
 
 @pytest.mark.parametrize("command", ["api", "watcher"])
-def test_store_processes_without_mongodb_uri_exit_2_explaining_why(command):
-    result = desks(command)
+def test_store_processes_on_a_private_memory_store_exit_2_explaining_why(command):
+    result = desks(command, env={"DESKS_EMBEDDED_PATH": ":memory:"})
     assert result.returncode == 2
-    assert "MONGODB_URI" in result.stderr
+    assert "MONGODB_URI" in result.stderr and "DESKS_EMBEDDED_PATH" in result.stderr
 
 
 @pytest.mark.parametrize("command", ["watcher", "broadcaster"])
@@ -124,14 +131,18 @@ class Running:
     """A `desks up` process whose output is collected line by line."""
 
     def __init__(self, port: int, log: Path) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "DESKS_EMBEDDED_PATH": str(log.with_suffix(".sqlite3")),
+        }
         env.pop("MONGODB_URI", None)
         self.log = log
         with log.open("w") as stderr:  # a file, not a pipe: a full pipe would stall the server
             self.ws_port = free_port()
             command = ["up", "--port", str(port), "--ws-port", str(self.ws_port)]
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "desks.cli", *command],
+                [sys.executable, "-m", "launcher.cli", *command],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
@@ -205,7 +216,12 @@ def test_up_prints_urls_and_stops_on_sigterm_within_5s(system):
 
 def test_broadcaster_process_serves_probes_and_stops_on_sigterm(tmp_path):
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DESKS_PUBLISH_TOKEN": "t"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DESKS_PUBLISH_TOKEN": "t",
+        "DESKS_EMBEDDED_PATH": str(tmp_path / "store.sqlite3"),
+    }
     with spawned(tmp_path / "broadcaster.log", env, "broadcaster", "--port", str(port)) as process:
         wait_until(lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 200)
         process.send_signal(signal.SIGTERM)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pymongo.errors import OperationFailure
 
-from desks.store.embedded import EmbeddedClient
+from embedded import EmbeddedClient
 
 PATH = Path(__file__).resolve().parents[1] / "replica-set-init" / "init_replica_set.py"
 spec = importlib.util.spec_from_file_location("init_replica_set", PATH)

@@ -161,6 +161,10 @@ class Watcher:
                     self._log(change)
                 # After the event is logged (or after an empty poll, whose token moves on too).
                 self._checkpoint.save(stream.resume_token)
+            if not stream.alive and not stop.is_set():
+                # A stream ends without an error only when invalidated (drop, rename), even
+                # when the pipeline filtered the invalidate event out, as MongoDB does.
+                self._start_over("invalidated", None)
 
     def _start_over(self, reason: str, error: OperationFailure | None) -> None:
         # The checkpoint cannot be resumed (history lost, collection dropped): start from now

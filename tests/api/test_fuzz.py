@@ -11,7 +11,7 @@ from api import create_app
 from desks.settings import Settings
 from desks.store import open_store
 
-STORE = open_store(Settings())
+STORE = open_store(Settings(embedded_path=":memory:"))
 APP = create_app({"TESTING": True}, store=STORE)
 schema = schemathesis.openapi.from_wsgi("/openapi.json", APP)
 

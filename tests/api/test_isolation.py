@@ -32,7 +32,11 @@ def test_running_the_api_loads_no_notification_module():
         "client.post('/api/desks', json={'name': 'a', 'width': 1, 'height': 1})\n"
         f"print(sorted(m for m in {sorted(FORBIDDEN)!r} if m in sys.modules))\n"
     )
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(API.parent)}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(API.parent),
+        "DESKS_EMBEDDED_PATH": ":memory:",
+    }
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )

@@ -16,7 +16,7 @@ from websockets.sync.client import connect
 from broadcaster.server import Broadcaster, Limits
 from desks.event_log import EventLog
 from desks.events import DeskCreated, decode
-from desks.store.embedded import EmbeddedClient
+from embedded import EmbeddedClient
 from tests.conftest import wait_until
 
 TOKEN = "s3cret"

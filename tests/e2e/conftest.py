@@ -14,13 +14,13 @@ from websockets.sync.client import ClientConnection, connect
 
 from desks.settings import Settings
 from desks.store import open_store
-from desks.system import System
+from launcher.system import System
 
 
 @pytest.fixture
 def system() -> Iterator[System]:
     """Yield a running system (embedded store, API and broadcaster on free ports)."""
-    settings = Settings(api_port=0, broadcaster_port=0)
+    settings = Settings(embedded_path=":memory:", api_port=0, broadcaster_port=0)
     store = open_store(settings)
     system = System(settings, store)
     system.start()

@@ -25,7 +25,7 @@ def consume(tmp_path):
         env = {**os.environ, "PYTHONPATH": str(ROOT), "TZ": "UTC"}
         with out.open("w") as stdout:
             process = subprocess.Popen(
-                [sys.executable, "-m", "desks.cli", "consume", "--url", url, *args],
+                [sys.executable, "-m", "launcher.cli", "consume", "--url", url, *args],
                 stdout=stdout,
                 stderr=subprocess.DEVNULL,
                 env=env,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 from broadcaster.server import Broadcaster
+from desks.service import Service
 from desks.settings import Settings
-from desks.system import Service
 from tests.e2e.conftest import http
 from watcher.publisher import Publisher
 

@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 from desks.event_log import EventLog
 from desks.settings import Settings
 from desks.store import open_store
-from desks.system import System
+from launcher.system import System
 from tests.conftest import wait_until
 from tests.e2e.conftest import http
 from watcher.checkpoint import Checkpoint
@@ -41,7 +41,9 @@ def seed() -> int:
 
 @pytest.fixture
 def system():
-    settings = Settings(api_port=0, broadcaster_port=0, lease_ttl_seconds=1.0)
+    settings = Settings(
+        embedded_path=":memory:", api_port=0, broadcaster_port=0, lease_ttl_seconds=1.0
+    )
     system = System(settings, open_store(settings))
     system.start()
     yield system

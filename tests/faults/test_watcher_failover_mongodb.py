@@ -64,7 +64,7 @@ def test_kill_9_of_the_active_watcher_loses_and_repeats_nothing(tmp_path):
             port = free_port()
             with (tmp_path / f"{name}.log").open("w") as log:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "desks.cli", "watcher"],
+                    [sys.executable, "-m", "launcher.cli", "watcher"],
                     env={**env, "DESKS_WATCHER_HEALTH_PORT": str(port)},
                     stderr=log,
                 )

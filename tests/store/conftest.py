@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from desks.store.embedded import EmbeddedClient
+from embedded import EmbeddedClient
 
 REAL_URI = os.environ.get("DESKS_TEST_MONGODB_URI")
 

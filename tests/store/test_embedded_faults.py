@@ -7,7 +7,7 @@ import threading
 import pytest
 from pymongo.errors import AutoReconnect, OperationFailure
 
-from desks.store.embedded import EmbeddedClient
+from embedded import EmbeddedClient
 from tests.conftest import wait_until
 
 FAST = {"max_await_time_ms": 50}

@@ -9,7 +9,7 @@ import urllib.request
 from pymongo.errors import ServerSelectionTimeoutError
 
 from desks.event_log import EventLog
-from desks.system import Service
+from desks.service import Service
 from tests.conftest import wait_until
 from watcher.checkpoint import Checkpoint
 from watcher.health import HealthServer

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from api.repository import DeskRepository
 from desks.event_log import EventLog
+from desks.service import Service
 from desks.settings import Settings
 from desks.store import open_store
-from desks.system import Service
 from tests.conftest import wait_until
 from watcher.checkpoint import Checkpoint
 from watcher.lease import Lease
@@ -37,7 +37,7 @@ def start(store, events, name):
 
 
 def test_standby_takes_over_within_the_ttl_and_no_seq_is_reused_or_skipped():
-    store = open_store(Settings())
+    store = open_store(Settings(embedded_path=":memory:"))
     events = EventLog(store.database)
     desks = DeskRepository(store.desks)
     first, first_watcher, first_lease = start(store, events, "first")

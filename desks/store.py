@@ -10,7 +10,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from desks.settings import Settings
-from desks.store.embedded import EmbeddedClient
+from embedded import EmbeddedClient
 
 Document = dict[str, Any]
 
@@ -49,6 +49,10 @@ def open_store(settings: Settings, embedded: EmbeddedClient | None = None) -> St
             appname="desks",
         )
         return Store(client, client[settings.database], "mongodb")
-    embedded = embedded or EmbeddedClient(history_size=settings.embedded_history_size)
+    embedded = embedded or EmbeddedClient(
+        settings.embedded_path,
+        history_size=settings.embedded_history_size,
+        synchronous=settings.embedded_synchronous,
+    )
     # The embedded database duck-types pymongo's: callers see one interface.
     return Store(embedded, cast(Database[Document], embedded[settings.database]), "embedded")

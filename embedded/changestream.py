@@ -1,9 +1,10 @@
-"""pymongo's ChangeStream API over the embedded oplog, with MongoDB's event shapes and errors."""
+"""pymongo's ChangeStream API over the oplog, with MongoDB's event shapes and errors."""
 
 from __future__ import annotations
 
 import copy
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -19,7 +20,7 @@ from pymongo.errors import (
     PyMongoError,
 )
 
-from desks.store.oplog import (
+from embedded.oplog import (
     CHANGE_STREAM_FATAL_ERROR,
     INVALID_RESUME_TOKEN,
     INVALIDATE_TOKEN,
@@ -32,6 +33,7 @@ from desks.store.oplog import (
 _FULL_DOCUMENT = {None, "default", "updateLookup", "whenAvailable", "required"}
 _BEFORE_CHANGE = {None, "off", "whenAvailable", "required"}
 _CRUD = {"insert", "update", "replace", "delete"}
+_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -40,16 +42,6 @@ class Scope:
 
     db: str | None = None
     coll: str | None = None
-
-    def sees(self, entry: Entry) -> bool:
-        """Tell whether `entry` belongs to this scope."""
-        if entry.operation == "noop":
-            return False
-        if self.db is None:
-            return True
-        if entry.db != self.db:
-            return False
-        return self.coll is None or entry.coll == self.coll or entry.operation == "dropDatabase"
 
     def invalidated_by(self, entry: Entry) -> bool:
         """Tell whether `entry` ends a stream of this scope, as MongoDB's invalidate does."""
@@ -70,7 +62,7 @@ def resumable(error: PyMongoError) -> bool:
 
 
 class EmbeddedChangeStream:
-    """A change stream on the embedded server: same methods and semantics as pymongo's."""
+    """A change stream on the embedded store: same methods and semantics as pymongo's."""
 
     def __init__(
         self,
@@ -101,6 +93,7 @@ class EmbeddedChangeStream:
                 "Location40674",
             )
         self._oplog = oplog
+        self._engine = oplog.engine
         self._scope = scope
         self._lookup = lookup
         self._pipeline = [dict(stage) for stage in pipeline or []]
@@ -109,16 +102,25 @@ class EmbeddedChangeStream:
         self._max_await = (1000 if max_await_time_ms is None else max_await_time_ms) / 1000
         self._closed = False
         self._min_time: Timestamp | None = None
-        self._invalidated_at: int | None = None
-        with oplog.lock:
+        self._invalidated_at: int | None = None  # position of the drop/rename that ends us
+        self._batch: deque[Entry] = deque()
+        with self._engine.read() as connection:
             self._position = self._start_position(
-                resume_after, start_after, start_at_operation_time
+                connection, resume_after, start_after, start_at_operation_time
             )
-            oplog.entries_after(self._position)  # raises 286 now if history is already gone
-            self._resume_token = oplog.token(self._position)
+            self._oplog.check_retained(connection, self._position)  # 286 now if already gone
+            if resume_after is not None or start_after is not None:
+                resumed_at = self._oplog.entry(connection, self._position)
+                if resumed_at is not None and self._scope.invalidated_by(resumed_at):
+                    if start_after is None or self._oplog.parse_token(start_after)[1] == 0:
+                        # Resuming after a drop's own event: the invalidate comes next.
+                        self._invalidated_at = self._position
+        self._scanned_to = self._position
+        self._resume_token = self._oplog.token(self._position)
 
     def _start_position(
         self,
+        connection: Any,
         resume_after: Mapping[str, Any] | None,
         start_after: Mapping[str, Any] | None,
         start_at_operation_time: Timestamp | None,
@@ -140,8 +142,8 @@ class EmbeddedChangeStream:
             if not isinstance(start_at_operation_time, Timestamp):
                 raise TypeError("start_at_operation_time must be an instance of bson.Timestamp")
             self._min_time = start_at_operation_time
-            return self._oplog.position_at(start_at_operation_time)
-        return self._oplog.head
+            return self._oplog.position_at(connection, start_at_operation_time)
+        return self._oplog.head(connection)
 
     @property
     def alive(self) -> bool:
@@ -155,9 +157,8 @@ class EmbeddedChangeStream:
 
     def close(self) -> None:
         """Close the stream, waking a reader blocked in another thread."""
-        with self._oplog.changed:
-            self._closed = True
-            self._oplog.changed.notify_all()
+        self._closed = True
+        self._engine.wake_all()
 
     def __iter__(self) -> EmbeddedChangeStream:
         return self
@@ -189,9 +190,8 @@ class EmbeddedChangeStream:
         if self._closed:
             return None
         try:
-            with self._oplog.changed:
-                self._poll_faults()
-                return self._next_change()
+            self._poll_faults()
+            return self._next_change()
         except PyMongoError as error:
             if not resumable(error):
                 self.close()
@@ -212,39 +212,59 @@ class EmbeddedChangeStream:
             raise second
 
     def _next_change(self) -> Document | None:
-        if self._position > self._oplog.head:
-            raise failure(
-                "cannot resume stream; the resume token was not found",
-                CHANGE_STREAM_FATAL_ERROR,
-                "ChangeStreamFatalError",
-            )
         deadline = time.monotonic() + self._max_await
         while not self._closed:
             if self._invalidated_at is not None:
                 return self._invalidate()
-            for entry in self._oplog.entries_after(self._position):
-                self._position = entry.position
+            while self._batch:
+                entry = self._batch.popleft()
+                self._position = self._scanned_to = entry.position
                 change = self._change_for(entry)
                 if change is not None:
                     return change
+                if self._invalidated_at is not None:
+                    return self._invalidate()
+            seen = self._engine.commits
+            if self._fetch():
+                continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            self._oplog.changed.wait(remaining)
+            self._engine.wait_for_commit(seen, remaining)
         if not self._closed:
             self._oplog.append_noop_if_idle()
-            self._position = self._oplog.head
+            with self._engine.read() as connection:
+                self._scanned_to = max(self._scanned_to, self._oplog.head(connection))
+            # Like postBatchResumeToken: an empty poll moves the token to where it looked.
+            self._position = self._scanned_to
             self._resume_token = self._oplog.token(self._position)
         return None
 
+    def _fetch(self) -> bool:
+        with self._engine.read() as connection:
+            head = self._oplog.head(connection)
+            if self._position > head:
+                raise failure(
+                    "cannot resume stream; the resume token was not found",
+                    CHANGE_STREAM_FATAL_ERROR,
+                    "ChangeStreamFatalError",
+                )
+            entries = self._oplog.entries_after(
+                connection, self._scanned_to, _BATCH, self._scope.db, self._scope.coll
+            )
+            if not entries:
+                self._scanned_to = head  # nothing in scope up to the head
+        self._batch.extend(entries)
+        return bool(entries)
+
     def _change_for(self, entry: Entry) -> Document | None:
-        if not self._scope.sees(entry):
-            return None
         if self._min_time is not None and entry.cluster_time < self._min_time:
             return None
         if self._scope.invalidated_by(entry):
             self._invalidated_at = entry.position
-        change = self._event(entry)
+        return self._through_pipeline(self._event(entry))
+
+    def _through_pipeline(self, change: Document) -> Document | None:
         if self._pipeline:
             try:
                 matched = list(process_pipeline([change], None, self._pipeline, None))
@@ -261,18 +281,20 @@ class EmbeddedChangeStream:
         self._resume_token = copy.deepcopy(change["_id"])
         return change
 
-    def _invalidate(self) -> Document:
+    def _invalidate(self) -> Document | None:
+        # MongoDB sends the invalidate through the user's pipeline; filtered out or not, the
+        # stream ends there and its token is the invalidate's (resumable only by startAfter).
         assert self._invalidated_at is not None
-        entry = self._oplog.entries_after(self._invalidated_at - 1)[0]
-        self._closed = True
+        with self._engine.read() as connection:
+            entry = self._oplog.entry(connection, self._invalidated_at)
+        self._batch.clear()
         token = self._oplog.token(self._invalidated_at, INVALIDATE_TOKEN)
+        change: Document = {"_id": token, "operationType": "invalidate"}
+        if entry is not None:
+            change.update(clusterTime=entry.cluster_time, wallTime=entry.wall_time)
+        self._closed = True
         self._resume_token = token
-        return {
-            "_id": token,
-            "operationType": "invalidate",
-            "clusterTime": entry.cluster_time,
-            "wallTime": entry.wall_time,
-        }
+        return self._through_pipeline(change)
 
     def _event(self, entry: Entry) -> Document:
         change: Document = {
@@ -282,7 +304,7 @@ class EmbeddedChangeStream:
             "wallTime": entry.wall_time,
         }
         if entry.operation in {"insert", "replace"}:
-            change["fullDocument"] = copy.deepcopy(entry.after)
+            change["fullDocument"] = entry.after
         elif entry.operation == "update" and self._full_document not in {None, "default"}:
             change["fullDocument"] = self._post_image(entry)
         if entry.operation == "dropDatabase":
@@ -292,14 +314,16 @@ class EmbeddedChangeStream:
         if entry.operation == "rename" and entry.to is not None:
             change["to"] = {"db": entry.to[0], "coll": entry.to[1]}
         if entry.operation in _CRUD:
-            change["documentKey"] = copy.deepcopy(entry.document_key)
+            change["documentKey"] = entry.document_key
         if entry.operation == "update":
-            change["updateDescription"] = update_description(entry.before or {}, entry.after or {})
+            change["updateDescription"] = entry.description
         if entry.operation in {"update", "replace", "delete"} and self._before_change not in {
             None,
             "off",
         }:
-            change["fullDocumentBeforeChange"] = self._pre_image(entry)
+            change["fullDocumentBeforeChange"] = self._image(
+                entry, entry.before, self._before_change, "pre"
+            )
         return change
 
     def _post_image(self, entry: Entry) -> Document | None:
@@ -309,15 +333,12 @@ class EmbeddedChangeStream:
             return self._lookup(entry.db, entry.coll, entry.document_key["_id"])
         return self._image(entry, entry.after, self._full_document, "post")
 
-    def _pre_image(self, entry: Entry) -> Document | None:
-        return self._image(entry, entry.before, self._before_change, "pre")
-
     @staticmethod
     def _image(
         entry: Entry, image: Document | None, mode: str | None, kind: str
     ) -> Document | None:
         if entry.images:
-            return copy.deepcopy(image)
+            return image
         if mode == "required":
             raise failure(
                 f"Change stream was configured to require a {kind}-image for all update, "
@@ -327,29 +348,3 @@ class EmbeddedChangeStream:
                 "NoMatchingDocument",
             )
         return None
-
-
-def update_description(before: Mapping[str, Any], after: Mapping[str, Any]) -> Document:
-    """Describe an update as MongoDB does: changed paths (dotted into sub-documents), removed."""
-    updated: Document = {}
-    removed: list[str] = []
-    _diff(before, after, "", updated, removed)
-    return {"updatedFields": updated, "removedFields": removed, "truncatedArrays": []}
-
-
-def _diff(
-    before: Mapping[str, Any],
-    after: Mapping[str, Any],
-    prefix: str,
-    updated: Document,
-    removed: list[str],
-) -> None:
-    for key, value in after.items():
-        path = prefix + key
-        if key not in before:
-            updated[path] = copy.deepcopy(value)
-        elif isinstance(value, Mapping) and isinstance(before[key], Mapping):
-            _diff(before[key], value, path + ".", updated, removed)
-        elif before[key] != value or type(before[key]) is not type(value):
-            updated[path] = copy.deepcopy(value)
-    removed.extend(prefix + key for key in before if key not in after)

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
-from collections.abc import Callable
 
 from api import create_app
 from api.server import InProcessServer
 from broadcaster.server import Broadcaster, Limits
 from desks.event_log import EventLog
+from desks.service import Service
 from desks.settings import Settings
 from desks.store import Store
 from watcher.checkpoint import Checkpoint
@@ -23,46 +22,8 @@ from watcher.stream import Watcher
 
 log = logging.getLogger("desks.system")
 
-STOP_TIMEOUT = 4.0
-
-
-class Service:
-    """A long-running loop `run(stop)` in a daemon thread, started and stopped on demand."""
-
-    def __init__(self, name: str, run: Callable[[threading.Event], None]) -> None:
-        self.name = name
-        self._run = run
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def running(self) -> bool:
-        """Tell whether the thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        """Start the loop in a new thread."""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._guarded, name=self.name, daemon=True)
-        self._thread.start()
-
-    def _guarded(self) -> None:
-        try:
-            self._run(self._stop)
-        except Exception:
-            log.exception("service crashed", extra={"service": self.name})
-
-    def signal_stop(self) -> None:
-        """Ask the loop to stop, without waiting."""
-        self._stop.set()
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Ask the loop to stop and wait for it."""
-        self.signal_stop()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("service did not stop in time", extra={"service": self.name})
+# How long start() waits for the watcher's stream before serving writes anyway (store down).
+WATCHER_START_TIMEOUT = 10.0
 
 
 class System:
@@ -94,8 +55,10 @@ class System:
         self.watcher_lease = Lease(
             database, f"up:{secrets.token_hex(4)}", self.settings.lease_ttl_seconds
         )
-        watcher = Watcher(self.store, self.events, Checkpoint(database), lease=self.watcher_lease)
-        return Service("watcher", watcher.run)
+        self._watcher = Watcher(
+            self.store, self.events, Checkpoint(database), lease=self.watcher_lease
+        )
+        return Service("watcher", self._watcher.run)
 
     def _broadcaster_service(self, port: int) -> Service:
         self._broadcaster = Broadcaster(
@@ -119,13 +82,22 @@ class System:
         return self._broadcaster.port
 
     def start(self) -> None:
-        """Start every component and wait until the broadcaster listens."""
-        self.api.start()
+        """Start every component; the API last, once the watcher's stream is open.
+
+        A write accepted before the stream opens would never reach the event log when the
+        watcher starts from "now" (a new store, or after a resync).
+        """
         self.broadcaster.start()
         self._await_broadcaster(self.settings.broadcaster_port)
         self.watcher.start()
+        if not self._watcher.healthy.wait(WATCHER_START_TIMEOUT):
+            log.warning(
+                "serving before the watcher tails; writes until it does may not be logged",
+                extra={"waited_s": WATCHER_START_TIMEOUT, "role": self._watcher.role},
+            )
         self.publisher = self._publisher_service()
         self.publisher.start()
+        self.api.start()
 
     def _publisher_service(self) -> Service:
         publisher = Publisher(self.broadcaster_url, self.publish_token, self.events)

@@ -60,7 +60,9 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
         help="broadcaster port (%(default)s)",
     )
 
-    api = commands.add_parser("api", help="serve the REST API with gunicorn (needs MONGODB_URI)")
+    api = commands.add_parser(
+        "api", help="serve the REST API with gunicorn (needs MONGODB_URI or a store file)"
+    )
     api.add_argument("--host", default=settings.api_host, help="address to bind (%(default)s)")
     api.add_argument("--port", type=_port, default=settings.api_port, help="port (%(default)s)")
     api.add_argument("--workers", type=_positive, default=2, help="processes (%(default)s)")
@@ -69,7 +71,7 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     watcher = commands.add_parser(
         "watcher",
         help="tail the change stream into the event log and feed the broadcasters "
-        "(needs MONGODB_URI and DESKS_PUBLISH_TOKEN)",
+        "(needs MONGODB_URI or a store file, and DESKS_PUBLISH_TOKEN)",
     )
     watcher.add_argument("--health-host", default="127.0.0.1", help="probe address (%(default)s)")
 
@@ -107,10 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser(settings)
     args = parser.parse_args(argv)
     logs.configure(settings.log_level)
-    if args.command in {"api", "watcher"} and settings.embedded:
+    if args.command in {"api", "watcher"} and not settings.shared_store:
         # Each process would get its own empty in-memory store: refuse rather than mislead.
         parser.error(
-            f"desks {args.command} needs MONGODB_URI; for the embedded store run `desks up`"
+            f"desks {args.command} needs a store other processes share: MONGODB_URI, or "
+            "DESKS_EMBEDDED_PATH naming a file (not :memory:); or run everything with `desks up`"
         )
     if args.command in {"watcher", "broadcaster"} and settings.publish_token is None:
         parser.error(f"desks {args.command} needs DESKS_PUBLISH_TOKEN (a shared secret)")
@@ -140,7 +143,7 @@ def _stop_on_signal() -> threading.Event:
 
 def _up(settings: Settings, args: argparse.Namespace) -> int:
     from desks.store import open_store
-    from desks.system import System
+    from launcher.system import System
 
     settings = replace(
         settings, api_host=args.host, api_port=args.port, broadcaster_port=args.ws_port
@@ -153,7 +156,8 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"desks: cannot start: {error}", file=sys.stderr)
         return 1
-    print(f"desks is up on the {store.kind} store", flush=True)
+    where = settings.embedded_path if settings.embedded else "MongoDB"
+    print(f"desks is up on the {store.kind} store ({where})", flush=True)
     print(f"  API          {system.api_url}/api/desks", flush=True)
     print(f"  docs         {system.api_url}/docs", flush=True)
     print(f"  live events  {system.broadcaster_url}", flush=True)
@@ -187,8 +191,8 @@ def _watcher(settings: Settings, args: argparse.Namespace) -> int:
     import uuid
 
     from desks.event_log import EventLog
+    from desks.service import Service
     from desks.store import open_store
-    from desks.system import Service
     from watcher.checkpoint import Checkpoint
     from watcher.health import HealthServer
     from watcher.lease import Lease
@@ -228,9 +232,9 @@ def _broadcaster(settings: Settings, args: argparse.Namespace) -> int:
 
     assert settings.publish_token is not None
     stopping = _stop_on_signal()
-    # With MongoDB it refills its history from the event log at start; alone, the publisher
-    # gives it the window it retains when it connects.
-    events = None if settings.embedded else EventLog(open_store(settings).database)
+    # On a shared store it refills its history from the event log at start; alone, the
+    # publisher gives it the window it retains when it connects.
+    events = EventLog(open_store(settings).database) if settings.shared_store else None
     limits = Limits(max_buffer=settings.client_buffer_bytes)
     server = Broadcaster(settings.publish_token, settings.history_size, events, limits)
     thread = threading.Thread(target=server.run, args=(args.host, args.port, stopping), name="ws")

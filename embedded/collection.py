@@ -1,0 +1,711 @@
+"""A Collection look-alike: each write is one transaction with its index and oplog entries."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any
+
+import bson
+from mongomock import helpers
+from mongomock.aggregate import process_pipeline
+from pymongo import ReturnDocument
+from pymongo import collection as pymongo_collection
+from pymongo.common import validate_ok_for_replace, validate_ok_for_update
+from pymongo.errors import (
+    BulkWriteError,
+    DocumentTooLarge,
+    DuplicateKeyError,
+    OperationFailure,
+    WriteError,
+)
+from pymongo.results import DeleteResult, InsertManyResult, InsertOneResult, UpdateResult
+
+from embedded import documents, keys
+from embedded.catalog import ID, ID_INDEX, Collection, Index
+from embedded.changestream import EmbeddedChangeStream, Scope
+from embedded.cursor import Cursor, rows, sort_spec
+from embedded.oplog import update_description
+from embedded.query import Connect, Row
+
+if TYPE_CHECKING:
+    from embedded.database import EmbeddedDatabase
+
+Document = dict[str, Any]
+
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+# Options that change nothing here (durability and time limits are the store's own).
+_HARMLESS = {
+    "comment",
+    "bypass_document_validation",
+    "max_time_ms",
+    "maxTimeMS",
+    "batch_size",
+    "batchSize",
+    "no_cursor_timeout",
+    "allow_disk_use",
+    "allowDiskUse",
+    "background",
+}
+_PYMONGO_METHODS = {name for name in dir(pymongo_collection.Collection) if not name.startswith("_")}
+
+
+def refuse_unsupported(options: Mapping[str, Any]) -> None:
+    """Raise NotImplementedError naming any option the embedded store does not honour."""
+    for name, value in options.items():
+        if name in _HARMLESS or value is None or value is False:
+            continue
+        if name == "session":
+            raise NotImplementedError(
+                "sessions and transactions are not supported by the embedded store"
+            )
+        raise NotImplementedError(f"the option {name}= is not supported by the embedded store")
+
+
+class EmbeddedCollection:
+    """A collection of the embedded store, with pymongo's methods and MongoDB's semantics."""
+
+    def __init__(self, database: EmbeddedDatabase, name: str) -> None:
+        self.database = database
+        self.name = name
+        self.full_name = f"{database.name}.{name}"
+        client = database.client
+        self._engine = client.engine
+        self._catalog = client.catalog
+        self._oplog = client.oplog
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _PYMONGO_METHODS:
+            raise NotImplementedError(f"Collection.{name} is not supported by the embedded store")
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return EmbeddedCollection(self.database, f"{self.name}.{name}")
+
+    def __repr__(self) -> str:
+        return f"EmbeddedCollection({self.full_name!r})"
+
+    def with_options(self, **_options: Any) -> EmbeddedCollection:
+        """Return this collection: read and write concerns mean nothing on one node."""
+        return self
+
+    def watch(
+        self, pipeline: Sequence[Mapping[str, Any]] | None = None, **options: Any
+    ) -> EmbeddedChangeStream:
+        """Open a change stream on this collection."""
+        return self.database.client.open_stream(
+            Scope(self.database.name, self.name), pipeline, options
+        )
+
+    def _info(self, connection: sqlite3.Connection) -> Collection | None:
+        return self._catalog.get(connection, self.database.name, self.name)
+
+    def _reader(self) -> tuple[Connect, Collection | None]:
+        with self._engine.read() as connection:
+            return self._engine.read, self._info(connection)
+
+    # -- reads -------------------------------------------------------------------------
+
+    def find(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        projection: Any = None,
+        skip: int = 0,
+        limit: int = 0,
+        sort: Any = None,
+        **options: Any,
+    ) -> Cursor:
+        """Return a cursor over the documents matching `filter`."""
+        refuse_unsupported(options)
+        return Cursor(
+            self._reader, documents.prepare_filter(filter), projection, sort_spec(sort), skip, limit
+        )
+
+    def find_one(self, filter: Any = None, *args: Any, **kwargs: Any) -> Document | None:
+        """Return the first document matching `filter` (or with _id `filter`), or None."""
+        if filter is not None and not isinstance(filter, Mapping):
+            filter = {"_id": filter}
+        return next(self.find(filter, *args, **kwargs).limit(-1), None)
+
+    def count_documents(
+        self, filter: Mapping[str, Any], skip: int = 0, limit: int = 0, **options: Any
+    ) -> int:
+        """Count the documents matching `filter` (after `skip`, up to `limit`)."""
+        refuse_unsupported(options)
+        prepared = documents.prepare_filter(filter)
+        with self._engine.read() as connection:
+            collection = self._info(connection)
+            if collection is None:
+                return 0
+            if not prepared and not skip and not limit:
+                return int(
+                    connection.execute(f"SELECT count(*) FROM {collection.table}").fetchone()[0]
+                )
+        return sum(1 for _ in rows(self._engine.read, collection, prepared, (), skip, limit))
+
+    def estimated_document_count(self, **options: Any) -> int:
+        """Count every document."""
+        refuse_unsupported(options)
+        return self.count_documents({})
+
+    def distinct(
+        self, key: str, filter: Mapping[str, Any] | None = None, **options: Any
+    ) -> list[Any]:
+        """Return the distinct values of `key` (array elements counted one by one)."""
+        refuse_unsupported(options)
+        values: list[Any] = []
+        seen: set[bytes] = set()
+        for document in self.find(filter, {key: 1}):
+            try:
+                found = helpers.get_value_by_dot(document, key)
+            except KeyError:
+                continue
+            for value in found if isinstance(found, list) else [found]:
+                encoded = keys.encode(value)
+                if encoded not in seen:
+                    seen.add(encoded)
+                    values.append(value)
+        return values
+
+    def aggregate(
+        self, pipeline: Sequence[Mapping[str, Any]], **options: Any
+    ) -> Iterator[Document]:
+        """Run an aggregation pipeline (a leading $match uses the indexes); $out/$merge refused."""
+        refuse_unsupported(options)
+        stages = [dict(stage) for stage in pipeline]
+        for stage in stages:
+            for name in stage:
+                if name in {"$out", "$merge"}:
+                    raise NotImplementedError(
+                        f"aggregate with {name} is not supported by the embedded store "
+                        "(it would write without change events)"
+                    )
+        filter: Mapping[str, Any] = {}
+        if stages and set(stages[0]) == {"$match"}:
+            filter = stages.pop(0)["$match"]
+        found = list(self.find(filter))
+        try:
+            return iter(process_pipeline(found, self.database, stages, None))
+        except NotImplementedError:
+            raise
+        except (KeyError, TypeError, ValueError) as error:
+            raise OperationFailure(f"aggregate failed: {error}", 2) from None
+
+    # -- inserts -----------------------------------------------------------------------
+
+    def insert_one(self, document: Document, **options: Any) -> InsertOneResult:
+        """Insert one document (adding an _id to it, as pymongo does, if it has none)."""
+        refuse_unsupported(options)
+        _check_document(document)
+        with self._engine.write() as connection:
+            collection = self._catalog.ensure(connection, self.database.name, self.name)
+            key = self._insert(connection, collection, document)
+        return InsertOneResult(key, True)
+
+    def insert_many(
+        self, documents_: Iterable[Document], ordered: bool = True, **options: Any
+    ) -> InsertManyResult:
+        """Insert documents in one transaction, one event each; failures as pymongo reports them."""
+        refuse_unsupported(options)
+        batch = list(documents_)
+        if not batch:
+            raise TypeError("documents must be a non-empty list")
+        for document in batch:
+            _check_document(document)
+        inserted: list[Any] = []
+        errors: list[Document] = []
+        with self._engine.write() as connection:
+            collection = self._catalog.ensure(connection, self.database.name, self.name)
+            for index, document in enumerate(batch):
+                connection.execute("SAVEPOINT one_document")
+                try:
+                    inserted.append(self._insert(connection, collection, document))
+                except DuplicateKeyError as error:
+                    connection.execute("ROLLBACK TO one_document")
+                    errors.append(
+                        {"index": index, "code": 11000, "errmsg": str(error), "op": document}
+                    )
+                    if ordered:
+                        break
+                finally:
+                    connection.execute("RELEASE one_document")
+        if errors:
+            raise BulkWriteError(
+                {
+                    "writeErrors": errors,
+                    "writeConcernErrors": [],
+                    "nInserted": len(inserted),
+                    "nUpserted": 0,
+                    "nMatched": 0,
+                    "nModified": 0,
+                    "nRemoved": 0,
+                    "upserted": [],
+                }
+            )
+        return InsertManyResult(inserted, True)
+
+    # -- updates -----------------------------------------------------------------------
+
+    def update_one(
+        self, filter: Mapping[str, Any], update: Any, upsert: bool = False, **options: Any
+    ) -> UpdateResult:
+        """Update the first document matching `filter` (or insert one, with upsert)."""
+        validate_ok_for_update(update)
+        return self._update(filter, update, False, upsert, options)
+
+    def replace_one(
+        self, filter: Mapping[str, Any], replacement: Document, upsert: bool = False, **options: Any
+    ) -> UpdateResult:
+        """Replace the first document matching `filter` (or insert one, with upsert)."""
+        validate_ok_for_replace(replacement)
+        return self._update(filter, replacement, True, upsert, options)
+
+    def _update(
+        self,
+        filter: Mapping[str, Any],
+        update: Any,
+        replacing: bool,
+        upsert: bool,
+        options: Mapping[str, Any],
+    ) -> UpdateResult:
+        refuse_unsupported({k: v for k, v in options.items() if k != "sort"})
+        prepared = documents.prepare_filter(filter)
+        sort = sort_spec(options.get("sort"))
+        with self._engine.write() as connection:
+            collection = self._info(connection)
+            row = self._first(connection, collection, prepared, sort)
+            if row is None:
+                if not upsert:
+                    return UpdateResult({"n": 0, "nModified": 0, "ok": 1.0}, True)
+                key = self._upsert(connection, prepared, update, replacing)["_id"]
+                return UpdateResult({"n": 1, "nModified": 0, "upserted": key, "ok": 1.0}, True)
+            assert collection is not None
+            _, changed = self._modify(connection, collection, row, prepared, update, replacing)
+        return UpdateResult({"n": 1, "nModified": int(changed), "ok": 1.0}, True)
+
+    def update_many(
+        self, filter: Mapping[str, Any], update: Any, upsert: bool = False, **options: Any
+    ) -> UpdateResult:
+        """Update every document matching `filter`, one event per changed document."""
+        validate_ok_for_update(update)
+        refuse_unsupported(options)
+        prepared = documents.prepare_filter(filter)
+        with self._engine.write() as connection:
+            collection = self._info(connection)
+            matched = self._all(connection, collection, prepared)
+            if not matched:
+                if not upsert:
+                    return UpdateResult({"n": 0, "nModified": 0, "ok": 1.0}, True)
+                key = self._upsert(connection, prepared, update, False)["_id"]
+                return UpdateResult({"n": 1, "nModified": 0, "upserted": key, "ok": 1.0}, True)
+            assert collection is not None
+            modified = sum(
+                self._modify(connection, collection, row, prepared, update, False)[1]
+                for row in matched
+            )
+        return UpdateResult({"n": len(matched), "nModified": modified, "ok": 1.0}, True)
+
+    def find_one_and_update(
+        self,
+        filter: Mapping[str, Any],
+        update: Any,
+        projection: Any = None,
+        sort: Any = None,
+        upsert: bool = False,
+        return_document: bool = ReturnDocument.BEFORE,
+        **options: Any,
+    ) -> Document | None:
+        """Update one document atomically; return it as it was (or is, with AFTER)."""
+        validate_ok_for_update(update)
+        return self._find_and_modify(
+            filter, update, False, projection, sort, upsert, return_document, options
+        )
+
+    def find_one_and_replace(
+        self,
+        filter: Mapping[str, Any],
+        replacement: Document,
+        projection: Any = None,
+        sort: Any = None,
+        upsert: bool = False,
+        return_document: bool = ReturnDocument.BEFORE,
+        **options: Any,
+    ) -> Document | None:
+        """Replace one document atomically; return it as it was (or is, with AFTER)."""
+        validate_ok_for_replace(replacement)
+        return self._find_and_modify(
+            filter, replacement, True, projection, sort, upsert, return_document, options
+        )
+
+    def _find_and_modify(
+        self,
+        filter: Mapping[str, Any],
+        update: Any,
+        replacing: bool,
+        projection: Any,
+        sort: Any,
+        upsert: bool,
+        return_document: bool,
+        options: Mapping[str, Any],
+    ) -> Document | None:
+        refuse_unsupported(options)
+        prepared = documents.prepare_filter(filter)
+        with self._engine.write() as connection:
+            collection = self._info(connection)
+            row = self._first(connection, collection, prepared, sort_spec(sort))
+            if row is None:
+                if not upsert:
+                    return None
+                inserted = self._upsert(connection, prepared, update, replacing)
+                return documents.project(inserted, projection) if return_document else None
+            assert collection is not None
+            after, _ = self._modify(connection, collection, row, prepared, update, replacing)
+        shown = after if return_document == ReturnDocument.AFTER else row[1]
+        return documents.project(shown, projection)
+
+    # -- deletes -----------------------------------------------------------------------
+
+    def delete_one(self, filter: Mapping[str, Any], **options: Any) -> DeleteResult:
+        """Delete the first document matching `filter`."""
+        refuse_unsupported(options)
+        prepared = documents.prepare_filter(filter)
+        with self._engine.write() as connection:
+            collection = self._info(connection)
+            row = self._first(connection, collection, prepared, [])
+            if row is not None:
+                assert collection is not None
+                self._delete(connection, collection, row)
+        return DeleteResult({"n": int(row is not None), "ok": 1.0}, True)
+
+    def delete_many(self, filter: Mapping[str, Any], **options: Any) -> DeleteResult:
+        """Delete every document matching `filter`, one event per document."""
+        refuse_unsupported(options)
+        prepared = documents.prepare_filter(filter)
+        with self._engine.write() as connection:
+            collection = self._info(connection)
+            matched = self._all(connection, collection, prepared)
+            for row in matched:
+                assert collection is not None
+                self._delete(connection, collection, row)
+        return DeleteResult({"n": len(matched), "ok": 1.0}, True)
+
+    def find_one_and_delete(
+        self, filter: Mapping[str, Any], projection: Any = None, sort: Any = None, **options: Any
+    ) -> Document | None:
+        """Delete one document atomically and return it."""
+        refuse_unsupported(options)
+        prepared = documents.prepare_filter(filter)
+        with self._engine.write() as connection:
+            collection = self._info(connection)
+            row = self._first(connection, collection, prepared, sort_spec(sort))
+            if row is None:
+                return None
+            assert collection is not None
+            self._delete(connection, collection, row)
+        return documents.project(row[1], projection)
+
+    # -- indexes -----------------------------------------------------------------------
+
+    def create_index(self, keys_: Any, **options: Any) -> str:
+        """Create an index (unique and sparse supported); an identical one is a no-op."""
+        fields = [(str(f), d) for f, d in helpers.create_index_list(keys_)]
+        for field, direction in fields:
+            if direction not in (1, -1):
+                raise NotImplementedError(
+                    f"{direction!r} indexes (on {field!r}) are not supported by the embedded store"
+                )
+        name = str(options.pop("name", None) or helpers.gen_index_name(fields))
+        unique = bool(options.pop("unique", False))
+        sparse = bool(options.pop("sparse", False))
+        refuse_unsupported(options)
+        if fields == [("_id", 1)]:
+            return ID_INDEX
+        with self._engine.write() as connection:
+            collection = self._catalog.ensure(connection, self.database.name, self.name)
+            for existing in collection.indexes:
+                same_key = list(existing.fields) == fields
+                if existing.name == name or same_key:
+                    if (
+                        same_key
+                        and existing.name == name
+                        and (existing.unique, existing.sparse) == (unique, sparse)
+                    ):
+                        return name
+                    raise OperationFailure(
+                        f"An existing index has the same name or key pattern with different "
+                        f"options: {existing.name}",
+                        85,
+                        {"codeName": "IndexOptionsConflict"},
+                    )
+            index = self._catalog.create_index(connection, collection, name, fields, unique, sparse)
+            for rid, raw in connection.execute(f"SELECT rid, doc FROM {collection.table}"):
+                self._add_entry(connection, collection, index, rid, bson.decode(raw))
+        return name
+
+    def create_indexes(self, indexes: Sequence[Any], **options: Any) -> list[str]:
+        """Create several indexes given as pymongo IndexModels."""
+        refuse_unsupported(options)
+        names = []
+        for model in indexes:
+            spec = dict(model.document)
+            names.append(self.create_index(list(spec.pop("key").items()), **spec))
+        return names
+
+    def drop_index(self, index_or_name: Any, **options: Any) -> None:
+        """Drop one index, given by name or by key pattern."""
+        refuse_unsupported(options)
+        if isinstance(index_or_name, str):
+            name = index_or_name
+        else:
+            name = helpers.gen_index_name(helpers.create_index_list(index_or_name))
+        if name == ID_INDEX:
+            raise OperationFailure("cannot drop _id index", 72, {"codeName": "InvalidOptions"})
+        with self._engine.write() as connection:
+            collection = self._info(connection)
+            index = collection.index(name) if collection else None
+            if collection is None or index is None:
+                raise OperationFailure(
+                    f"index not found with name [{name}]", 27, {"codeName": "IndexNotFound"}
+                )
+            self._catalog.drop_index(connection, collection, index)
+
+    def drop_indexes(self, **options: Any) -> None:
+        """Drop every index but _id's."""
+        refuse_unsupported(options)
+        with self._engine.write() as connection:
+            collection = self._info(connection)
+            for index in collection.indexes if collection else ():
+                assert collection is not None
+                self._catalog.drop_index(connection, collection, index)
+
+    def list_indexes(self, **options: Any) -> Iterator[Document]:
+        """Yield each index as pymongo's list_indexes() does, _id's first."""
+        refuse_unsupported(options)
+        with self._engine.read() as connection:
+            collection = self._info(connection)
+        if collection is None:
+            return iter(())
+        return iter([ID.describe(), *(index.describe() for index in collection.indexes)])
+
+    def index_information(self, **options: Any) -> dict[str, Document]:
+        """Return {name: {'key': [(field, direction)], ...}} for every index."""
+        information = {}
+        for described in self.list_indexes(**options):
+            name = described.pop("name")
+            information[name] = {**described, "key": list(described["key"].items())}
+        return information
+
+    # -- collection life cycle ---------------------------------------------------------
+
+    def drop(self, **options: Any) -> None:
+        """Drop the collection, emitting drop (which invalidates its change streams)."""
+        refuse_unsupported(options)
+        with self._engine.write() as connection:
+            collection = self._info(connection)
+            if collection is not None:
+                self._catalog.drop(connection, collection)
+                self._oplog.append(connection, "drop", self.database.name, self.name)
+
+    def rename(self, new_name: str, dropTarget: bool = False, **options: Any) -> None:  # noqa: N803
+        """Rename the collection, emitting rename (which invalidates its change streams)."""
+        refuse_unsupported(options)
+        db = self.database.name
+        with self._engine.write() as connection:
+            collection = self._info(connection)
+            if collection is None:
+                raise OperationFailure(
+                    "source namespace does not exist", 26, {"codeName": "NamespaceNotFound"}
+                )
+            target = self._catalog.get(connection, db, new_name)
+            if target is not None:
+                if not dropTarget:
+                    raise OperationFailure(
+                        "target namespace exists", 48, {"codeName": "NamespaceExists"}
+                    )
+                self._catalog.drop(connection, target)
+                self._oplog.append(connection, "drop", db, new_name)
+            self._catalog.rename(connection, collection, db, new_name)
+            self._oplog.append(connection, "rename", db, self.name, to=(db, new_name))
+
+    # -- the write path ----------------------------------------------------------------
+
+    @staticmethod
+    def _in(connection: sqlite3.Connection) -> Connect:
+        return lambda: nullcontext(connection)
+
+    def _first(
+        self,
+        connection: sqlite3.Connection,
+        collection: Collection | None,
+        filter: Mapping[str, Any],
+        sort: Sequence[tuple[str, int]],
+    ) -> Row | None:
+        if collection is None:
+            return None
+        return next(rows(self._in(connection), collection, filter, sort, limit=1), None)
+
+    def _all(
+        self,
+        connection: sqlite3.Connection,
+        collection: Collection | None,
+        filter: Mapping[str, Any],
+    ) -> list[Row]:
+        if collection is None:
+            return []
+        return list(rows(self._in(connection), collection, filter))
+
+    def _insert(
+        self, connection: sqlite3.Connection, collection: Collection, document: Document
+    ) -> Any:
+        if "_id" not in document:
+            document["_id"] = bson.ObjectId()  # pymongo adds it to the caller's document too
+        stored = documents.id_first(document)
+        raw = _encode(stored)
+        try:
+            cursor = connection.execute(
+                f"INSERT INTO {collection.table} (id, doc) VALUES (?, ?)", (_id_key(stored), raw)
+            )
+        except sqlite3.IntegrityError:
+            raise _duplicate(collection, ID, stored) from None
+        rid = int(cursor.lastrowid or 0)
+        for index in collection.indexes:
+            self._add_entry(connection, collection, index, rid, stored)
+        self._oplog.append(
+            connection,
+            "insert",
+            collection.db,
+            collection.name,
+            key={"_id": stored["_id"]},
+            after=stored,
+        )
+        return stored["_id"]
+
+    def _upsert(
+        self,
+        connection: sqlite3.Connection,
+        filter: Mapping[str, Any],
+        update: Any,
+        replacing: bool,
+    ) -> Document:
+        document = documents.upsert_seed(filter, update, replacing)
+        _check_document(document)
+        collection = self._catalog.ensure(connection, self.database.name, self.name)
+        self._insert(connection, collection, document)
+        return document
+
+    def _modify(
+        self,
+        connection: sqlite3.Connection,
+        collection: Collection,
+        row: Row,
+        filter: Mapping[str, Any],
+        update: Any,
+        replacing: bool,
+    ) -> tuple[Document, bool]:
+        rid, before = row
+        if replacing:
+            after = documents.replace(before, update)
+        else:
+            after = documents.apply_update(before, filter, update, inserting=False)
+        raw = _encode(after)
+        if raw == bson.encode(before):
+            return after, False  # MongoDB logs nothing for a write that changes no byte
+        connection.execute(f"UPDATE {collection.table} SET doc = ? WHERE rid = ?", (raw, rid))
+        for index in collection.indexes:
+            old, new = index.key(before), index.key(after)
+            if old != new:
+                if old is not None:
+                    connection.execute(
+                        f"DELETE FROM {index.table} WHERE key = ? AND rid = ?", (old, rid)
+                    )
+                self._add_entry(connection, collection, index, rid, after)
+        fields: Document = {"key": {"_id": before["_id"]}}
+        if replacing:
+            fields["after"] = after
+        else:
+            fields["description"] = update_description(before, after)
+        if collection.images:
+            fields.update(before=before, after=after, images=True)
+        operation = "replace" if replacing else "update"
+        self._oplog.append(connection, operation, collection.db, collection.name, **fields)
+        return after, True
+
+    def _delete(self, connection: sqlite3.Connection, collection: Collection, row: Row) -> None:
+        rid, before = row
+        connection.execute(f"DELETE FROM {collection.table} WHERE rid = ?", (rid,))
+        for index in collection.indexes:
+            key = index.key(before)
+            if key is not None:
+                connection.execute(
+                    f"DELETE FROM {index.table} WHERE key = ? AND rid = ?", (key, rid)
+                )
+        images: Document = {"before": before, "images": True} if collection.images else {}
+        self._oplog.append(
+            connection,
+            "delete",
+            collection.db,
+            collection.name,
+            key={"_id": before["_id"]},
+            **images,
+        )
+
+    @staticmethod
+    def _add_entry(
+        connection: sqlite3.Connection,
+        collection: Collection,
+        index: Index,
+        rid: int,
+        document: Document,
+    ) -> None:
+        key = index.key(document)
+        if key is None:
+            return
+        try:
+            connection.execute(f"INSERT INTO {index.table} (key, rid) VALUES (?, ?)", (key, rid))
+        except sqlite3.IntegrityError:
+            raise _duplicate(collection, index, document) from None
+
+
+def _check_document(document: Any) -> None:
+    if not isinstance(document, Mapping):
+        raise TypeError(
+            "document must be an instance of dict, bson.son.SON, or any other type that "
+            "inherits from collections.MutableMapping"
+        )
+    documents.check_keys(document)
+
+
+def _encode(document: Document) -> bytes:
+    raw = bson.encode(document)
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise DocumentTooLarge(
+            f"BSON document too large ({len(raw)} bytes) - the connected server supports "
+            f"BSON document sizes up to {MAX_DOCUMENT_BYTES} bytes."
+        )
+    return raw
+
+
+def _id_key(document: Document) -> bytes:
+    key = document["_id"]
+    if isinstance(key, list | tuple):
+        raise WriteError("The '_id' value cannot be of type array", 53)
+    return keys.encode(key)
+
+
+def _duplicate(
+    collection: Collection, index: Index, document: Mapping[str, Any]
+) -> DuplicateKeyError:
+    values = index.key_values(document)
+    shown = ", ".join(f"{field}: {value!r}" for field, value in values.items())
+    message = (
+        f"E11000 duplicate key error collection: {collection.db}.{collection.name} "
+        f"index: {index.name} dup key: {{ {shown} }}"
+    )
+    details = {
+        "index": 0,
+        "code": 11000,
+        "errmsg": message,
+        "keyPattern": dict(index.fields),
+        "keyValue": values,
+    }
+    return DuplicateKeyError(message, 11000, details)

@@ -1,0 +1,134 @@
+"""One-document operations borrowed from mongomock: matching, updates, projections, sort keys.
+
+The engine stores and indexes; mongomock's query language evaluates. Its update operators are
+methods of its Collection that work on one document in place, so a collection that never
+holds data lends them to us, with the original filter (which positional `$` updates need).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from functools import cmp_to_key
+from typing import Any
+
+import mongomock
+from bson import ObjectId
+from mongomock import filtering, helpers
+from pymongo.errors import OperationFailure, WriteError
+
+Document = dict[str, Any]
+
+# Never holds a document: only its stateless per-document methods are used.
+_OPERATORS: Any = mongomock.MongoClient()["embedded"]["operators"]
+_MISSING = object()
+
+
+def match(filter: Mapping[str, Any], document: Document) -> bool:
+    """Tell whether `document` matches the query `filter`."""
+    return bool(filtering.filter_applies(filter, document))
+
+
+def prepare_filter(filter: Mapping[str, Any] | None) -> Document:
+    """Validate a filter and store-normalise its datetimes (UTC, milliseconds)."""
+    if filter is None:
+        return {}
+    if not isinstance(filter, Mapping):
+        raise TypeError(
+            "filter must be an instance of dict, bson.son.SON, or any other type that "
+            "inherits from collections.Mapping"
+        )
+    prepared: Document = helpers.patch_datetime_awareness_in_document(dict(filter))
+    filtering.filter_applies(prepared, {})  # raises on an unknown operator, before any work
+    return prepared
+
+
+def apply_update(
+    document: Document, filter: Mapping[str, Any], update: Any, inserting: bool
+) -> Document:
+    """Return `document` with an update (operators or pipeline) applied; it stays unchanged."""
+    updated = copy.deepcopy(document)
+    update = helpers.patch_datetime_awareness_in_document(update)
+    try:
+        if isinstance(update, list):
+            _OPERATORS._apply_update_pipeline(updated, update, None)
+        else:
+            _OPERATORS._apply_update_document(updated, dict(filter), update, inserting)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        raise WriteError(f"cannot apply the update: {error}", 2) from None
+    if "_id" in document and updated.get("_id", _MISSING) != document["_id"]:
+        raise WriteError(
+            "Performing an update on the path '_id' would modify the immutable field '_id'", 66
+        )
+    return id_first(updated)
+
+
+def replace(document: Document, replacement: Mapping[str, Any]) -> Document:
+    """Return the replacement of `document`, keeping its _id (which may not change)."""
+    if "_id" in replacement and replacement["_id"] != document["_id"]:
+        raise WriteError(
+            "After applying the update, the (immutable) field '_id' was found to have been altered",
+            66,
+        )
+    replaced = helpers.patch_datetime_awareness_in_document(dict(replacement))
+    return {"_id": document["_id"], **{k: v for k, v in replaced.items() if k != "_id"}}
+
+
+def upsert_seed(filter: Mapping[str, Any], update: Any, replacing: bool) -> Document:
+    """Return the document an upsert inserts: the filter's equalities, then the update."""
+    seed, _ = _OPERATORS._discard_operators(_OPERATORS._expand_dots(dict(filter)))
+    seed = _plain(seed)
+    if replacing:
+        key = update.get("_id", seed.get("_id", ObjectId()))
+        return replace({"_id": key}, update)
+    document = apply_update(seed, filter, update, inserting=True)
+    return id_first(document) if "_id" in document else {"_id": ObjectId(), **document}
+
+
+def project(document: Document, projection: Any) -> Document:
+    """Return the fields of `document` that `projection` asks for."""
+    if projection is None:
+        return document
+    spec = copy.deepcopy(projection)  # mongomock pops keys out of the spec while projecting
+    projected: Document = _OPERATORS._copy_only_fields(document, spec, dict)
+    return projected
+
+
+def sort_rows(
+    rows: list[tuple[int, Document]], spec: Sequence[tuple[str, int]]
+) -> list[tuple[int, Document]]:
+    """Sort (record id, document) rows as MongoDB sorts documents (BSON order, field by field)."""
+
+    def compare(a: tuple[int, Document], b: tuple[int, Document]) -> int:
+        for field, direction in spec:
+            left = filtering.resolve_sort_key(field, a[1])
+            right = filtering.resolve_sort_key(field, b[1])
+            if left < right:
+                return -direction
+            if right < left:
+                return direction
+        return 0
+
+    return sorted(rows, key=cmp_to_key(compare))
+
+
+def id_first(document: Mapping[str, Any]) -> Document:
+    """Return the document with _id as its first field, as a server stores it."""
+    if "_id" not in document or next(iter(document)) == "_id":
+        return dict(document)
+    return {"_id": document["_id"], **{k: v for k, v in document.items() if k != "_id"}}
+
+
+def check_keys(document: Mapping[str, Any]) -> None:
+    """Refuse top-level field names MongoDB refuses in stored documents."""
+    for name in document:
+        if not isinstance(name, str):
+            raise TypeError(f"documents must have only string keys, key was {name!r}")
+        if name.startswith("$"):
+            raise OperationFailure(f"Document can't have $ prefixed field names: {name}", 2)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    return value

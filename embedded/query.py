@@ -1,0 +1,311 @@
+"""Query planning and execution: which index narrows a filter, and the scan that reads it.
+
+An index only narrows: every document a scan yields is still checked against the whole filter
+by mongomock's matcher, so a plan can make a query faster but never change its answer. A plan
+uses the leading fields of one index that the filter pins to values (equality, `$in`) and a
+range (`$gt`, `$lte`, ...) on the next field, within one BSON type as MongoDB's type bracketing
+does; it also serves the sort when the index order is the sort order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+import bson
+from bson import Regex
+
+from embedded import keys
+from embedded.catalog import ID, Collection, Index
+
+Document = dict[str, Any]
+Row = tuple[int, Document]  # (record id, document)
+Connect = Callable[[], AbstractContextManager[sqlite3.Connection]]
+
+SCAN_BATCH = 512
+_MAX_POINTS = 1000  # $in lists longer than this are scanned, not looked up one by one
+_RANGE_OPERATORS = {"$gt", "$gte", "$lt", "$lte"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to read a query: a scan of one index over key ranges, or of the whole collection."""
+
+    index: Index | None  # None: a collection scan in record order
+    ranges: tuple[tuple[bytes, bytes | None], ...] = ()  # [low, high) key ranges, ascending
+    reverse: bool = False
+    sorted: bool = False  # the scan order is the requested sort order
+
+    @property
+    def stage(self) -> str:
+        """Name the plan as MongoDB's explain() does."""
+        if self.index is None:
+            return "COLLSCAN"
+        return "IXSCAN"
+
+
+@dataclass
+class Stats:
+    """What a query read, as MongoDB's explain() reports it."""
+
+    keys_examined: int = 0
+    docs_examined: int = 0
+    returned: int = 0
+    plans: list[Plan] = field(default_factory=list)
+
+
+def plan(
+    collection: Collection, filter: Mapping[str, Any], sort: Sequence[tuple[str, int]]
+) -> Plan:
+    """Choose the cheapest scan that answers `filter` (and, if it can, `sort`)."""
+    best: tuple[tuple[int, int, int], Plan] | None = None
+    for index in (ID, *collection.indexes):
+        if index.sparse:
+            continue  # it leaves documents out: only a filter excluding null could use it
+        candidate = _plan_index(index, filter, sort)
+        if candidate is None:
+            continue
+        plan_, pinned, ranged = candidate
+        score = (pinned * 2 + ranged, int(plan_.sorted), int(index.unique))
+        if (pinned or ranged or (sort and plan_.sorted)) and (best is None or score > best[0]):
+            best = (score, plan_)
+    if best is not None:
+        return best[1]
+    return Plan(None, sorted=not sort)
+
+
+def _plan_index(
+    index: Index, filter: Mapping[str, Any], sort: Sequence[tuple[str, int]]
+) -> tuple[Plan, int, int] | None:
+    prefixes: list[bytes] = [b""]
+    pinned = fixed = 0
+    range_bounds: tuple[bytes, bytes] | None = None
+    for position, (path, direction) in enumerate(index.fields):
+        condition = filter.get(path, _ABSENT)
+        points = _points(condition)
+        if points is not None:
+            encoded = [_encode(point, direction) for point in points]
+            prefixes = [p + e for p, e in itertools.product(prefixes, sorted(set(encoded)))]
+            if len(prefixes) > _MAX_POINTS:
+                return None
+            pinned += 1
+            fixed += int(len(points) == 1 and fixed == position)
+            continue
+        range_bounds = _range(condition, direction)
+        break
+    ranges: list[tuple[bytes, bytes | None]] = []
+    for prefix in prefixes:
+        if range_bounds is not None:
+            ranges.append((prefix + range_bounds[0], prefix + range_bounds[1]))
+        elif prefix:
+            ranges.append((prefix, successor(prefix)))
+    if not ranges:
+        ranges = [(b"", None)]
+    order = _order(index, fixed, filter, sort)
+    reverse = order == -1
+    plan_ = Plan(index, tuple(sorted(ranges)), reverse, sorted=order != 0)
+    return plan_, pinned, int(range_bounds is not None)
+
+
+def _order(
+    index: Index, fixed: int, filter: Mapping[str, Any], sort: Sequence[tuple[str, int]]
+) -> int:
+    """Return 1 if the index order is the sort order, -1 if reversed, 0 if neither."""
+    pinned_fields = {path for path, _ in index.fields[:fixed]}
+    wanted = [(path, direction) for path, direction in sort if path not in pinned_fields]
+    if not wanted:
+        return 1
+    rest = list(index.fields[fixed:])
+    if len(wanted) > len(rest):
+        return 0
+    if all(w == r for w, r in zip(wanted, rest, strict=False)):
+        return 1
+    if all(w[0] == r[0] and w[1] == -r[1] for w, r in zip(wanted, rest, strict=False)):
+        return -1
+    return 0
+
+
+_ABSENT = object()
+
+
+def _plain(value: Any) -> bool:
+    """Tell whether equality with `value` is equality of index keys."""
+    if isinstance(value, list | tuple | re.Pattern | Regex):
+        return False  # arrays match elements; patterns are regex matches
+    if isinstance(value, Mapping):
+        return not any(str(key).startswith("$") for key in value) and all(
+            _plain(item) for item in value.values()
+        )
+    try:
+        keys.encode(value)
+    except keys.UnindexableValue:
+        return False
+    return True
+
+
+def _points(condition: Any) -> list[Any] | None:
+    if condition is _ABSENT:
+        return None
+    if _plain(condition):
+        return [condition]
+    if isinstance(condition, Mapping) and len(condition) == 1:
+        ((operator, operand),) = condition.items()
+        if operator == "$eq" and _plain(operand):
+            return [operand]
+        if operator == "$in" and isinstance(operand, list | tuple) and operand:
+            if all(_plain(item) for item in operand) and len(operand) <= _MAX_POINTS:
+                return list(operand)
+    return None
+
+
+def _range(condition: Any, direction: int) -> tuple[bytes, bytes] | None:
+    """Return [low, high) key bounds for $gt/$gte/$lt/$lte within one BSON type, if any."""
+    if not isinstance(condition, Mapping) or not condition:
+        return None
+    if not set(condition) <= _RANGE_OPERATORS:
+        return None
+    bounds = {op: value for op, value in condition.items() if _plain(value) and value is not None}
+    if len(bounds) != len(condition):
+        return None
+    classes = {keys.type_class(value) for value in bounds.values()}
+    if len(classes) != 1:
+        return None
+    (type_byte,) = classes
+    low, high = bytes([type_byte]), bytes([type_byte + 1])
+    for operator, value in bounds.items():
+        encoded = keys.encode(value)
+        if operator == "$gt":
+            low = max(low, successor(encoded) or low)
+        elif operator == "$gte":
+            low = max(low, encoded)
+        elif operator == "$lt":
+            high = min(high, encoded)
+        else:
+            high = min(high, successor(encoded) or high)
+    if direction > 0:
+        return low, high
+    # Descending keys are inverted bytes: the range flips around.
+    return _inverted_bound(high), _inverted_bound(low)
+
+
+def _inverted_bound(bound: bytes) -> bytes:
+    # For a prefix-free key set, k >= b  <=>  invert(k) <= invert(b); as a half-open bound on
+    # inverted keys, "<= invert(b)" over keys that start with invert(b) is < successor(...).
+    inverted = keys.invert(bound)
+    return successor(inverted) or inverted
+
+
+def successor(key: bytes) -> bytes | None:
+    """Return the smallest key greater than every key that starts with `key` (None: none)."""
+    stripped = key.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+def _encode(value: Any, direction: int) -> bytes:
+    encoded = keys.encode(value)
+    return encoded if direction > 0 else keys.invert(encoded)
+
+
+# -- execution -------------------------------------------------------------------------------
+
+
+def scan(
+    connect: Connect,
+    collection: Collection,
+    plan_: Plan,
+    stats: Stats,
+    offset: int = 0,
+) -> Iterator[Row]:
+    """Yield (record id, document) in plan order, reading in batches of committed data.
+
+    `offset` rows are skipped by SQLite itself; only for a plan with at most one range.
+    """
+    assert offset == 0 or len(plan_.ranges) <= 1
+    if plan_.index is None:
+        yield from _table_scan(connect, collection, stats, offset)
+        return
+    ranges = reversed(plan_.ranges) if plan_.reverse else plan_.ranges
+    for low, high in ranges:
+        rows = _index_scan(
+            connect, collection, plan_.index, low, high, plan_.reverse, stats, offset
+        )
+        yield from rows
+
+
+def _table_scan(
+    connect: Connect, collection: Collection, stats: Stats, offset: int
+) -> Iterator[Row]:
+    last = None
+    while True:
+        with connect() as connection:
+            if last is None:
+                rows = connection.execute(
+                    f"SELECT rid, doc FROM {collection.table} ORDER BY rid LIMIT ? OFFSET ?",
+                    (SCAN_BATCH, offset),
+                ).fetchall()
+            else:
+                rows = connection.execute(
+                    f"SELECT rid, doc FROM {collection.table} WHERE rid > ? ORDER BY rid LIMIT ?",
+                    (last, SCAN_BATCH),
+                ).fetchall()
+        for rid, doc in rows:
+            stats.docs_examined += 1
+            yield rid, bson.decode(doc)
+        if len(rows) < SCAN_BATCH:
+            return
+        last = rows[-1][0]
+
+
+def _index_scan(
+    connect: Connect,
+    collection: Collection,
+    index: Index,
+    low: bytes,
+    high: bytes | None,
+    reverse: bool,
+    stats: Stats,
+    offset: int,
+) -> Iterator[Row]:
+    table = collection.table
+    if index is ID:
+        select = f"SELECT id, rid, doc FROM {table} c WHERE id >= ?"
+        key, rid = "id", "rid"
+    else:
+        select = (
+            f"SELECT i.key, i.rid, c.doc FROM {index.table} i JOIN {table} c ON c.rid = i.rid "
+            "WHERE i.key >= ?"
+        )
+        key, rid = "i.key", "i.rid"
+    bounds: list[Any] = [low]
+    if high is not None:
+        select += f" AND {key} < ?"
+        bounds.append(high)
+    direction = "DESC" if reverse else "ASC"
+    order = f" ORDER BY {key} {direction}, {rid} {direction} LIMIT ?"
+    after = "<" if reverse else ">"
+    resume: tuple[bytes, int] | None = None
+    while True:
+        with connect() as connection:
+            if resume is None:
+                rows = connection.execute(
+                    select + order + " OFFSET ?", (*bounds, SCAN_BATCH, offset)
+                ).fetchall()
+            else:
+                rows = connection.execute(
+                    select + f" AND ({key}, {rid}) {after} (?, ?)" + order,
+                    (*bounds, *resume, SCAN_BATCH),
+                ).fetchall()
+        for _, record, doc in rows:
+            stats.keys_examined += 1
+            stats.docs_examined += 1
+            yield record, bson.decode(doc)
+        if len(rows) < SCAN_BATCH:
+            return
+        resume = (rows[-1][0], rows[-1][1])
