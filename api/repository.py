@@ -35,6 +35,15 @@ class DeskRepository:
 
     def __init__(self, collection: Collection[Document]) -> None:
         self._desks = collection
+        self._indexed = False
+
+    def ensure_indexes(self) -> None:
+        """Create the index that serves list pages in order (idempotent; once per process)."""
+        if not self._indexed:
+            self._desks.create_index(
+                [("created_at", ASCENDING), ("_id", ASCENDING)], name="created_at_id"
+            )
+            self._indexed = True
 
     def create(self, fields: Mapping[str, Any]) -> Document:
         """Store a new desk at version 1 and return it."""
@@ -45,6 +54,7 @@ class DeskRepository:
 
     def page(self, name: str | None, skip: int, limit: int) -> tuple[list[Document], int]:
         """Return one page of desks, oldest first, and how many match in all."""
+        self.ensure_indexes()  # here, not at start-up: the API starts while MongoDB is down
         query: Document = {}
         if name is not None:
             # re.escape: the filter is a literal substring, never a regex the client wrote.

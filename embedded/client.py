@@ -8,10 +8,10 @@ from typing import Any
 
 from embedded.catalog import Catalog
 from embedded.changestream import EmbeddedChangeStream, Scope
-from embedded.collection import refuse_unsupported
 from embedded.database import EmbeddedDatabase
 from embedded.engine import MEMORY, Engine
 from embedded.oplog import Oplog
+from embedded.options import refuse_unsupported
 
 Document = dict[str, Any]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import bson
@@ -13,54 +13,23 @@ from mongomock.aggregate import process_pipeline
 from pymongo import ReturnDocument
 from pymongo import collection as pymongo_collection
 from pymongo.common import validate_ok_for_replace, validate_ok_for_update
-from pymongo.errors import (
-    BulkWriteError,
-    DocumentTooLarge,
-    DuplicateKeyError,
-    OperationFailure,
-    WriteError,
-)
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from pymongo.results import DeleteResult, InsertManyResult, InsertOneResult, UpdateResult
 
 from embedded import documents, keys
-from embedded.catalog import ID, ID_INDEX, Collection, Index
+from embedded.catalog import ID, ID_INDEX, Collection
 from embedded.changestream import EmbeddedChangeStream, Scope
 from embedded.cursor import Cursor, rows, sort_spec
-from embedded.oplog import update_description
-from embedded.query import Connect, Row
+from embedded.options import refuse_unsupported
+from embedded.query import Connect
+from embedded.writes import Transaction, check_document
 
 if TYPE_CHECKING:
     from embedded.database import EmbeddedDatabase
 
 Document = dict[str, Any]
 
-MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
-# Options that change nothing here (durability and time limits are the store's own).
-_HARMLESS = {
-    "comment",
-    "bypass_document_validation",
-    "max_time_ms",
-    "maxTimeMS",
-    "batch_size",
-    "batchSize",
-    "no_cursor_timeout",
-    "allow_disk_use",
-    "allowDiskUse",
-    "background",
-}
-_PYMONGO_METHODS = {name for name in dir(pymongo_collection.Collection) if not name.startswith("_")}
-
-
-def refuse_unsupported(options: Mapping[str, Any]) -> None:
-    """Raise NotImplementedError naming any option the embedded store does not honour."""
-    for name, value in options.items():
-        if name in _HARMLESS or value is None or value is False:
-            continue
-        if name == "session":
-            raise NotImplementedError(
-                "sessions and transactions are not supported by the embedded store"
-            )
-        raise NotImplementedError(f"the option {name}= is not supported by the embedded store")
+_PYMONGO_METHODS = {name for name in dir(pymongo_collection.Collection) if name[0] != "_"}
 
 
 class EmbeddedCollection:
@@ -191,15 +160,19 @@ class EmbeddedCollection:
         except (KeyError, TypeError, ValueError) as error:
             raise OperationFailure(f"aggregate failed: {error}", 2) from None
 
-    # -- inserts -----------------------------------------------------------------------
+    # -- writes ------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Transaction]:
+        with self._engine.write() as connection:
+            yield Transaction(connection, self._catalog, self._oplog)
 
     def insert_one(self, document: Document, **options: Any) -> InsertOneResult:
         """Insert one document (adding an _id to it, as pymongo does, if it has none)."""
         refuse_unsupported(options)
-        _check_document(document)
-        with self._engine.write() as connection:
-            collection = self._catalog.ensure(connection, self.database.name, self.name)
-            key = self._insert(connection, collection, document)
+        check_document(document)
+        with self._write() as tx:
+            key = tx.insert(tx.ensure(self.database.name, self.name), document)
         return InsertOneResult(key, True)
 
     def insert_many(
@@ -211,24 +184,22 @@ class EmbeddedCollection:
         if not batch:
             raise TypeError("documents must be a non-empty list")
         for document in batch:
-            _check_document(document)
+            check_document(document)
         inserted: list[Any] = []
         errors: list[Document] = []
-        with self._engine.write() as connection:
-            collection = self._catalog.ensure(connection, self.database.name, self.name)
+        with self._write() as tx:
+            collection = tx.ensure(self.database.name, self.name)
             for index, document in enumerate(batch):
-                connection.execute("SAVEPOINT one_document")
+                tx.connection.execute("SAVEPOINT one_document")
                 try:
-                    inserted.append(self._insert(connection, collection, document))
+                    inserted.append(tx.insert(collection, document))
                 except DuplicateKeyError as error:
-                    connection.execute("ROLLBACK TO one_document")
-                    errors.append(
-                        {"index": index, "code": 11000, "errmsg": str(error), "op": document}
-                    )
+                    tx.connection.execute("ROLLBACK TO one_document")
+                    errors.append({"index": index, "code": 11000, "errmsg": str(error)})
                     if ordered:
                         break
                 finally:
-                    connection.execute("RELEASE one_document")
+                    tx.connection.execute("RELEASE one_document")
         if errors:
             raise BulkWriteError(
                 {
@@ -244,23 +215,25 @@ class EmbeddedCollection:
             )
         return InsertManyResult(inserted, True)
 
-    # -- updates -----------------------------------------------------------------------
-
     def update_one(
         self, filter: Mapping[str, Any], update: Any, upsert: bool = False, **options: Any
     ) -> UpdateResult:
         """Update the first document matching `filter` (or insert one, with upsert)."""
         validate_ok_for_update(update)
-        return self._update(filter, update, False, upsert, options)
+        return self._update_one(filter, update, False, upsert, options)
 
     def replace_one(
-        self, filter: Mapping[str, Any], replacement: Document, upsert: bool = False, **options: Any
+        self,
+        filter: Mapping[str, Any],
+        replacement: Document,
+        upsert: bool = False,
+        **options: Any,
     ) -> UpdateResult:
         """Replace the first document matching `filter` (or insert one, with upsert)."""
         validate_ok_for_replace(replacement)
-        return self._update(filter, replacement, True, upsert, options)
+        return self._update_one(filter, replacement, True, upsert, options)
 
-    def _update(
+    def _update_one(
         self,
         filter: Mapping[str, Any],
         update: Any,
@@ -268,19 +241,21 @@ class EmbeddedCollection:
         upsert: bool,
         options: Mapping[str, Any],
     ) -> UpdateResult:
+        sort = sort_spec(options.get("sort"))
         refuse_unsupported({k: v for k, v in options.items() if k != "sort"})
         prepared = documents.prepare_filter(filter)
-        sort = sort_spec(options.get("sort"))
-        with self._engine.write() as connection:
-            collection = self._info(connection)
-            row = self._first(connection, collection, prepared, sort)
+        with self._write() as tx:
+            collection = tx.collection(self.database.name, self.name)
+            row = tx.first(collection, prepared, sort)
             if row is None:
                 if not upsert:
                     return UpdateResult({"n": 0, "nModified": 0, "ok": 1.0}, True)
-                key = self._upsert(connection, prepared, update, replacing)["_id"]
-                return UpdateResult({"n": 1, "nModified": 0, "upserted": key, "ok": 1.0}, True)
+                inserted = tx.upsert(self.database.name, self.name, prepared, update, replacing)
+                return UpdateResult(
+                    {"n": 1, "nModified": 0, "upserted": inserted["_id"], "ok": 1.0}, True
+                )
             assert collection is not None
-            _, changed = self._modify(connection, collection, row, prepared, update, replacing)
+            _, changed = tx.modify(collection, row, prepared, update, replacing)
         return UpdateResult({"n": 1, "nModified": int(changed), "ok": 1.0}, True)
 
     def update_many(
@@ -290,18 +265,19 @@ class EmbeddedCollection:
         validate_ok_for_update(update)
         refuse_unsupported(options)
         prepared = documents.prepare_filter(filter)
-        with self._engine.write() as connection:
-            collection = self._info(connection)
-            matched = self._all(connection, collection, prepared)
+        with self._write() as tx:
+            collection = tx.collection(self.database.name, self.name)
+            matched = tx.every(collection, prepared)
             if not matched:
                 if not upsert:
                     return UpdateResult({"n": 0, "nModified": 0, "ok": 1.0}, True)
-                key = self._upsert(connection, prepared, update, False)["_id"]
-                return UpdateResult({"n": 1, "nModified": 0, "upserted": key, "ok": 1.0}, True)
+                inserted = tx.upsert(self.database.name, self.name, prepared, update, False)
+                return UpdateResult(
+                    {"n": 1, "nModified": 0, "upserted": inserted["_id"], "ok": 1.0}, True
+                )
             assert collection is not None
             modified = sum(
-                self._modify(connection, collection, row, prepared, update, False)[1]
-                for row in matched
+                tx.modify(collection, row, prepared, update, False)[1] for row in matched
             )
         return UpdateResult({"n": len(matched), "nModified": modified, "ok": 1.0}, True)
 
@@ -350,59 +326,54 @@ class EmbeddedCollection:
     ) -> Document | None:
         refuse_unsupported(options)
         prepared = documents.prepare_filter(filter)
-        with self._engine.write() as connection:
-            collection = self._info(connection)
-            row = self._first(connection, collection, prepared, sort_spec(sort))
+        with self._write() as tx:
+            collection = tx.collection(self.database.name, self.name)
+            row = tx.first(collection, prepared, sort_spec(sort))
             if row is None:
                 if not upsert:
                     return None
-                inserted = self._upsert(connection, prepared, update, replacing)
+                inserted = tx.upsert(self.database.name, self.name, prepared, update, replacing)
                 return documents.project(inserted, projection) if return_document else None
             assert collection is not None
-            after, _ = self._modify(connection, collection, row, prepared, update, replacing)
+            after, _ = tx.modify(collection, row, prepared, update, replacing)
         shown = after if return_document == ReturnDocument.AFTER else row[1]
         return documents.project(shown, projection)
 
-    # -- deletes -----------------------------------------------------------------------
-
     def delete_one(self, filter: Mapping[str, Any], **options: Any) -> DeleteResult:
         """Delete the first document matching `filter`."""
-        refuse_unsupported(options)
-        prepared = documents.prepare_filter(filter)
-        with self._engine.write() as connection:
-            collection = self._info(connection)
-            row = self._first(connection, collection, prepared, [])
-            if row is not None:
-                assert collection is not None
-                self._delete(connection, collection, row)
-        return DeleteResult({"n": int(row is not None), "ok": 1.0}, True)
-
-    def delete_many(self, filter: Mapping[str, Any], **options: Any) -> DeleteResult:
-        """Delete every document matching `filter`, one event per document."""
-        refuse_unsupported(options)
-        prepared = documents.prepare_filter(filter)
-        with self._engine.write() as connection:
-            collection = self._info(connection)
-            matched = self._all(connection, collection, prepared)
-            for row in matched:
-                assert collection is not None
-                self._delete(connection, collection, row)
-        return DeleteResult({"n": len(matched), "ok": 1.0}, True)
+        return DeleteResult({"n": int(self._delete(filter, options) is not None), "ok": 1.0}, True)
 
     def find_one_and_delete(
         self, filter: Mapping[str, Any], projection: Any = None, sort: Any = None, **options: Any
     ) -> Document | None:
         """Delete one document atomically and return it."""
-        refuse_unsupported(options)
+        deleted = self._delete(filter, {**options, "sort": sort})
+        return None if deleted is None else documents.project(deleted, projection)
+
+    def _delete(self, filter: Mapping[str, Any], options: Mapping[str, Any]) -> Document | None:
+        sort = sort_spec(options.get("sort"))
+        refuse_unsupported({k: v for k, v in options.items() if k != "sort"})
         prepared = documents.prepare_filter(filter)
-        with self._engine.write() as connection:
-            collection = self._info(connection)
-            row = self._first(connection, collection, prepared, sort_spec(sort))
+        with self._write() as tx:
+            collection = tx.collection(self.database.name, self.name)
+            row = tx.first(collection, prepared, sort)
             if row is None:
                 return None
             assert collection is not None
-            self._delete(connection, collection, row)
-        return documents.project(row[1], projection)
+            tx.delete(collection, row)
+        return row[1]
+
+    def delete_many(self, filter: Mapping[str, Any], **options: Any) -> DeleteResult:
+        """Delete every document matching `filter`, one event per document."""
+        refuse_unsupported(options)
+        prepared = documents.prepare_filter(filter)
+        with self._write() as tx:
+            collection = tx.collection(self.database.name, self.name)
+            matched = tx.every(collection, prepared)
+            for row in matched:
+                assert collection is not None
+                tx.delete(collection, row)
+        return DeleteResult({"n": len(matched), "ok": 1.0}, True)
 
     # -- indexes -----------------------------------------------------------------------
 
@@ -420,8 +391,8 @@ class EmbeddedCollection:
         refuse_unsupported(options)
         if fields == [("_id", 1)]:
             return ID_INDEX
-        with self._engine.write() as connection:
-            collection = self._catalog.ensure(connection, self.database.name, self.name)
+        with self._write() as tx:
+            collection = tx.ensure(self.database.name, self.name)
             for existing in collection.indexes:
                 same_key = list(existing.fields) == fields
                 if existing.name == name or same_key:
@@ -437,9 +408,11 @@ class EmbeddedCollection:
                         85,
                         {"codeName": "IndexOptionsConflict"},
                     )
-            index = self._catalog.create_index(connection, collection, name, fields, unique, sparse)
-            for rid, raw in connection.execute(f"SELECT rid, doc FROM {collection.table}"):
-                self._add_entry(connection, collection, index, rid, bson.decode(raw))
+            index = self._catalog.create_index(
+                tx.connection, collection, name, fields, unique, sparse
+            )
+            for rid, raw in tx.connection.execute(f"SELECT rid, doc FROM {collection.table}"):
+                tx.add_entry(collection, index, rid, bson.decode(raw))
         return name
 
     def create_indexes(self, indexes: Sequence[Any], **options: Any) -> list[str]:
@@ -500,212 +473,29 @@ class EmbeddedCollection:
     def drop(self, **options: Any) -> None:
         """Drop the collection, emitting drop (which invalidates its change streams)."""
         refuse_unsupported(options)
-        with self._engine.write() as connection:
-            collection = self._info(connection)
+        with self._write() as tx:
+            collection = tx.collection(self.database.name, self.name)
             if collection is not None:
-                self._catalog.drop(connection, collection)
-                self._oplog.append(connection, "drop", self.database.name, self.name)
+                self._catalog.drop(tx.connection, collection)
+                tx.record("drop", self.database.name, self.name)
 
     def rename(self, new_name: str, dropTarget: bool = False, **options: Any) -> None:  # noqa: N803
         """Rename the collection, emitting rename (which invalidates its change streams)."""
         refuse_unsupported(options)
         db = self.database.name
-        with self._engine.write() as connection:
-            collection = self._info(connection)
+        with self._write() as tx:
+            collection = tx.collection(db, self.name)
             if collection is None:
                 raise OperationFailure(
                     "source namespace does not exist", 26, {"codeName": "NamespaceNotFound"}
                 )
-            target = self._catalog.get(connection, db, new_name)
+            target = tx.collection(db, new_name)
             if target is not None:
                 if not dropTarget:
                     raise OperationFailure(
                         "target namespace exists", 48, {"codeName": "NamespaceExists"}
                     )
-                self._catalog.drop(connection, target)
-                self._oplog.append(connection, "drop", db, new_name)
-            self._catalog.rename(connection, collection, db, new_name)
-            self._oplog.append(connection, "rename", db, self.name, to=(db, new_name))
-
-    # -- the write path ----------------------------------------------------------------
-
-    @staticmethod
-    def _in(connection: sqlite3.Connection) -> Connect:
-        return lambda: nullcontext(connection)
-
-    def _first(
-        self,
-        connection: sqlite3.Connection,
-        collection: Collection | None,
-        filter: Mapping[str, Any],
-        sort: Sequence[tuple[str, int]],
-    ) -> Row | None:
-        if collection is None:
-            return None
-        return next(rows(self._in(connection), collection, filter, sort, limit=1), None)
-
-    def _all(
-        self,
-        connection: sqlite3.Connection,
-        collection: Collection | None,
-        filter: Mapping[str, Any],
-    ) -> list[Row]:
-        if collection is None:
-            return []
-        return list(rows(self._in(connection), collection, filter))
-
-    def _insert(
-        self, connection: sqlite3.Connection, collection: Collection, document: Document
-    ) -> Any:
-        if "_id" not in document:
-            document["_id"] = bson.ObjectId()  # pymongo adds it to the caller's document too
-        stored = documents.id_first(document)
-        raw = _encode(stored)
-        try:
-            cursor = connection.execute(
-                f"INSERT INTO {collection.table} (id, doc) VALUES (?, ?)", (_id_key(stored), raw)
-            )
-        except sqlite3.IntegrityError:
-            raise _duplicate(collection, ID, stored) from None
-        rid = int(cursor.lastrowid or 0)
-        for index in collection.indexes:
-            self._add_entry(connection, collection, index, rid, stored)
-        self._oplog.append(
-            connection,
-            "insert",
-            collection.db,
-            collection.name,
-            key={"_id": stored["_id"]},
-            after=stored,
-        )
-        return stored["_id"]
-
-    def _upsert(
-        self,
-        connection: sqlite3.Connection,
-        filter: Mapping[str, Any],
-        update: Any,
-        replacing: bool,
-    ) -> Document:
-        document = documents.upsert_seed(filter, update, replacing)
-        _check_document(document)
-        collection = self._catalog.ensure(connection, self.database.name, self.name)
-        self._insert(connection, collection, document)
-        return document
-
-    def _modify(
-        self,
-        connection: sqlite3.Connection,
-        collection: Collection,
-        row: Row,
-        filter: Mapping[str, Any],
-        update: Any,
-        replacing: bool,
-    ) -> tuple[Document, bool]:
-        rid, before = row
-        if replacing:
-            after = documents.replace(before, update)
-        else:
-            after = documents.apply_update(before, filter, update, inserting=False)
-        raw = _encode(after)
-        if raw == bson.encode(before):
-            return after, False  # MongoDB logs nothing for a write that changes no byte
-        connection.execute(f"UPDATE {collection.table} SET doc = ? WHERE rid = ?", (raw, rid))
-        for index in collection.indexes:
-            old, new = index.key(before), index.key(after)
-            if old != new:
-                if old is not None:
-                    connection.execute(
-                        f"DELETE FROM {index.table} WHERE key = ? AND rid = ?", (old, rid)
-                    )
-                self._add_entry(connection, collection, index, rid, after)
-        fields: Document = {"key": {"_id": before["_id"]}}
-        if replacing:
-            fields["after"] = after
-        else:
-            fields["description"] = update_description(before, after)
-        if collection.images:
-            fields.update(before=before, after=after, images=True)
-        operation = "replace" if replacing else "update"
-        self._oplog.append(connection, operation, collection.db, collection.name, **fields)
-        return after, True
-
-    def _delete(self, connection: sqlite3.Connection, collection: Collection, row: Row) -> None:
-        rid, before = row
-        connection.execute(f"DELETE FROM {collection.table} WHERE rid = ?", (rid,))
-        for index in collection.indexes:
-            key = index.key(before)
-            if key is not None:
-                connection.execute(
-                    f"DELETE FROM {index.table} WHERE key = ? AND rid = ?", (key, rid)
-                )
-        images: Document = {"before": before, "images": True} if collection.images else {}
-        self._oplog.append(
-            connection,
-            "delete",
-            collection.db,
-            collection.name,
-            key={"_id": before["_id"]},
-            **images,
-        )
-
-    @staticmethod
-    def _add_entry(
-        connection: sqlite3.Connection,
-        collection: Collection,
-        index: Index,
-        rid: int,
-        document: Document,
-    ) -> None:
-        key = index.key(document)
-        if key is None:
-            return
-        try:
-            connection.execute(f"INSERT INTO {index.table} (key, rid) VALUES (?, ?)", (key, rid))
-        except sqlite3.IntegrityError:
-            raise _duplicate(collection, index, document) from None
-
-
-def _check_document(document: Any) -> None:
-    if not isinstance(document, Mapping):
-        raise TypeError(
-            "document must be an instance of dict, bson.son.SON, or any other type that "
-            "inherits from collections.MutableMapping"
-        )
-    documents.check_keys(document)
-
-
-def _encode(document: Document) -> bytes:
-    raw = bson.encode(document)
-    if len(raw) > MAX_DOCUMENT_BYTES:
-        raise DocumentTooLarge(
-            f"BSON document too large ({len(raw)} bytes) - the connected server supports "
-            f"BSON document sizes up to {MAX_DOCUMENT_BYTES} bytes."
-        )
-    return raw
-
-
-def _id_key(document: Document) -> bytes:
-    key = document["_id"]
-    if isinstance(key, list | tuple):
-        raise WriteError("The '_id' value cannot be of type array", 53)
-    return keys.encode(key)
-
-
-def _duplicate(
-    collection: Collection, index: Index, document: Mapping[str, Any]
-) -> DuplicateKeyError:
-    values = index.key_values(document)
-    shown = ", ".join(f"{field}: {value!r}" for field, value in values.items())
-    message = (
-        f"E11000 duplicate key error collection: {collection.db}.{collection.name} "
-        f"index: {index.name} dup key: {{ {shown} }}"
-    )
-    details = {
-        "index": 0,
-        "code": 11000,
-        "errmsg": message,
-        "keyPattern": dict(index.fields),
-        "keyValue": values,
-    }
-    return DuplicateKeyError(message, 11000, details)
+                self._catalog.drop(tx.connection, target)
+                tx.record("drop", db, new_name)
+            self._catalog.rename(tx.connection, collection, db, new_name)
+            tx.record("rename", db, self.name, to=(db, new_name))

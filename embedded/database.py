@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from pymongo.errors import CollectionInvalid, OperationFailure
 
 from embedded.changestream import EmbeddedChangeStream, Scope
-from embedded.collection import EmbeddedCollection, refuse_unsupported
+from embedded.collection import EmbeddedCollection
+from embedded.options import refuse_unsupported
 
 if TYPE_CHECKING:
     from embedded.client import EmbeddedClient

@@ -39,15 +39,18 @@ def seed() -> int:
     return value
 
 
-@pytest.fixture
-def system():
+@pytest.fixture(params=["memory", "file"])
+def system(request, tmp_path):
+    path = ":memory:" if request.param == "memory" else str(tmp_path / "store.sqlite3")
     settings = Settings(
-        embedded_path=":memory:", api_port=0, broadcaster_port=0, lease_ttl_seconds=1.0
+        embedded_path=path, api_port=0, broadcaster_port=0, lease_ttl_seconds=1.0
     )
-    system = System(settings, open_store(settings))
+    store = open_store(settings)
+    system = System(settings, store)
     system.start()
     yield system
     system.stop()
+    store.close()
 
 
 @dataclass

@@ -80,6 +80,30 @@ def test_restart_resumes_from_the_checkpoint_without_loss(store, events, desks):
     assert [e.desk["name"] for e in log_of(events)] == ["A", "B", "C"]
 
 
+def test_restart_on_the_same_store_file_resumes_from_the_checkpoint(tmp_path):
+    settings = Settings(embedded_path=str(tmp_path / "store.sqlite3"))
+
+    def run_until(head, write):
+        store = open_store(settings)
+        events = EventLog(store.database)
+        watcher = start(store, events)
+        for name in write:
+            DeskRepository(store.desks).create({"name": name, "width": 1, "height": 1})
+        wait_until(lambda: events.head() == head)
+        watcher.stop()
+        logged = log_of(events)
+        store.close()
+        return logged
+
+    run_until(2, "AB")
+    writer = open_store(settings)  # while no watcher runs, as after a crash
+    DeskRepository(writer.desks).create({"name": "C", "width": 1, "height": 1})
+    writer.close()
+    logged = run_until(4, "D")
+    assert [(e.seq, e.type) for e in logged] == [(n, "desk_created") for n in range(1, 5)]
+    assert [e.desk["name"] for e in logged] == ["A", "B", "C", "D"]
+
+
 def test_a_lost_checkpoint_write_never_logs_a_change_twice(store, events, desks):
     watcher = start(store, events)
     desks.create({"name": "A", "width": 1, "height": 1})

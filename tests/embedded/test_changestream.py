@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from bson import Timestamp
 from pymongo import ReturnDocument
-from pymongo.errors import OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 # Quick polls: the real server's default 1 s await would make these tests slow, not different.
 FAST = {"max_await_time_ms": 100}
@@ -228,3 +228,78 @@ def test_closed_stream_reports_not_alive_and_stops_iteration(database):
     assert not stream.alive
     with pytest.raises(StopIteration):
         next(stream)
+
+
+def test_drop_ends_a_filtered_stream_before_any_write_to_the_new_collection(database):
+    # The watcher's own pipeline: the drop and the invalidate do not pass it. MongoDB still
+    # ends the stream at the drop, with the invalidate's token as its resume token.
+    pipeline = [{"$match": {"operationType": {"$in": ["insert", "update", "replace", "delete"]}}}]
+    with database.desks.watch(pipeline, **FAST) as stream:
+        database.desks.insert_one({"n": 1})
+        database.desks.drop()
+        database.desks.insert_one({"n": 2})  # into a new collection of the same name
+        seen = []
+        for _ in range(50):
+            if not stream.alive:
+                break
+            change = stream.try_next()
+            if change is not None:
+                seen.append(change["fullDocument"]["n"])
+        assert seen == [1]
+        assert not stream.alive
+        token = stream.resume_token
+    with pytest.raises(OperationFailure) as error:
+        database.desks.watch(resume_after=token, **FAST).try_next()
+    assert error.value.code == 260
+
+
+def test_resume_after_a_drop_event_returns_the_invalidate(database):
+    with database.desks.watch(**FAST) as stream:
+        database.desks.insert_one({"n": 1})
+        database.desks.drop()
+        next_change(stream)
+        drop = next_change(stream)
+    assert drop["operationType"] == "drop"
+    database.desks.insert_one({"n": 2})
+    with database.desks.watch(resume_after=drop["_id"], **FAST) as resumed:
+        assert next_change(resumed)["operationType"] == "invalidate"
+        assert not resumed.alive
+
+
+def test_set_to_an_equal_value_of_another_type_is_a_change_with_an_event(database):
+    key = database.desks.insert_one({"width": 1}).inserted_id
+    with database.desks.watch(**FAST) as stream:
+        result = database.desks.update_one({"_id": key}, {"$set": {"width": 1.0}})
+        assert result.modified_count == 1
+        change = next_change(stream)
+    assert change["updateDescription"]["updatedFields"] == {"width": 1.0}
+    assert type(change["updateDescription"]["updatedFields"]["width"]) is float
+    assert type(database.desks.find_one({"_id": key})["width"]) is float
+
+
+def test_a_write_rejected_by_a_unique_index_leaves_no_trace(database):
+    database.desks.create_index("token", unique=True)
+    with database.desks.watch(**FAST) as stream:
+        database.desks.insert_one({"token": "a", "n": 1})
+        other = database.desks.insert_one({"token": "b", "n": 2}).inserted_id
+        with pytest.raises(DuplicateKeyError):
+            database.desks.insert_one({"token": "a", "n": 3})
+        with pytest.raises(DuplicateKeyError):
+            database.desks.update_one({"_id": other}, {"$set": {"token": "a", "n": 4}})
+        database.desks.insert_one({"token": "c", "n": 5})
+        changes = [next_change(stream) for _ in range(3)]
+        assert stream.try_next() is None
+    assert [c["fullDocument"]["n"] for c in changes] == [1, 2, 5]
+    assert sorted(d["n"] for d in database.desks.find()) == [1, 2, 5]
+    assert database.desks.find_one({"_id": other})["token"] == "b"
+
+
+def test_insert_many_stops_at_a_duplicate_when_ordered_and_logs_what_it_inserted(database):
+    database.desks.insert_one({"_id": 2})
+    with database.desks.watch(**FAST) as stream:
+        with pytest.raises(BulkWriteError) as error:
+            database.desks.insert_many([{"_id": 1}, {"_id": 2}, {"_id": 3}])
+        assert error.value.details["nInserted"] == 1
+        assert next_change(stream)["documentKey"] == {"_id": 1}
+        assert stream.try_next() is None
+    assert sorted(d["_id"] for d in database.desks.find()) == [1, 2]

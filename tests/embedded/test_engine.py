@@ -1,0 +1,147 @@
+"""The SQLite engine: durable across restarts and kill -9, shared by processes, never 'locked'."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+from pymongo.errors import AutoReconnect
+
+from embedded import EmbeddedClient
+from embedded.engine import StoreFormatError
+from tests.conftest import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def python(code: str, *args: str, **kwargs) -> subprocess.Popen:
+    """Start a Python process running `code` with the repository importable."""
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_engine_file_store_keeps_documents_tokens_and_epoch_across_reopening(store_path):
+    first = EmbeddedClient(store_path)
+    with first["db"].desks.watch(max_await_time_ms=50) as stream:
+        first["db"].desks.insert_one({"_id": 1})
+        token = stream.try_next()["_id"]
+    first["db"].desks.insert_one({"_id": 2})
+    epoch = first.engine.epoch
+    first.close()
+
+    second = EmbeddedClient(store_path)
+    assert second.engine.epoch == epoch
+    assert [d["_id"] for d in second["db"].desks.find()] == [1, 2]
+    with second["db"].desks.watch(resume_after=token, max_await_time_ms=50) as resumed:
+        assert resumed.try_next()["documentKey"] == {"_id": 2}
+    second.close()
+
+
+def test_engine_acknowledged_writes_survive_kill_9(store_path):
+    writer = python(
+        """
+        import sys
+        from embedded import EmbeddedClient
+        desks = EmbeddedClient(sys.argv[1])["db"].desks
+        n = 0
+        while True:
+            n += 1
+            desks.insert_one({"_id": n, "pad": "x" * 500})
+            print(n, flush=True)  # acknowledged
+        """,
+        store_path,
+    )
+    assert writer.stdout is not None
+    acknowledged = 0
+    for line in writer.stdout:
+        acknowledged = int(line)
+        if acknowledged >= 300:
+            break
+    writer.kill()  # SIGKILL: no chance to flush or close anything
+    writer.communicate()
+    client = EmbeddedClient(store_path)
+    stored = [d["_id"] for d in client["db"].desks.find()]
+    assert stored[:acknowledged] == list(range(1, acknowledged + 1))
+    assert len(stored) in (acknowledged, acknowledged + 1)  # the last may commit unacknowledged
+    client.close()
+
+
+def test_engine_a_commit_in_another_process_wakes_a_waiting_stream(store_path):
+    client = EmbeddedClient(store_path)
+    # Without a wake-up this poll would return None only after 30 s.
+    with client["db"].desks.watch(max_await_time_ms=30_000) as stream:
+        writer = python(
+            """
+            import sys
+            from embedded import EmbeddedClient
+            EmbeddedClient(sys.argv[1])["db"].desks.insert_one({"from": "elsewhere"})
+            """,
+            store_path,
+        )
+        change = stream.try_next()
+        _, stderr = writer.communicate(timeout=30)
+        assert writer.returncode == 0, stderr
+    assert change is not None and change["fullDocument"]["from"] == "elsewhere"
+    client.close()
+
+
+def test_engine_writers_in_several_processes_all_commit_and_are_never_locked_out(store_path):
+    EmbeddedClient(store_path).close()  # create the file first: no race to initialise it
+    code = """
+        import sys
+        from embedded import EmbeddedClient
+        desks = EmbeddedClient(sys.argv[1])["db"].desks
+        for n in range(150):
+            desks.insert_one({"writer": sys.argv[2], "n": n})
+            desks.update_one({"writer": sys.argv[2], "n": n}, {"$set": {"done": True}})
+        """
+    writers = [python(code, store_path, str(w)) for w in range(4)]
+    results = [writer.communicate(timeout=120) for writer in writers]
+    for writer, (_, stderr) in zip(writers, results, strict=True):
+        assert writer.returncode == 0, stderr
+        assert "locked" not in stderr
+    client = EmbeddedClient(store_path)
+    assert client["db"].desks.count_documents({"done": True}) == 600
+    client.close()
+
+
+def test_engine_memory_stores_are_private_to_their_client():
+    first, second = EmbeddedClient(), EmbeddedClient()
+    first["db"].desks.insert_one({"n": 1})
+    assert second["db"].desks.count_documents({}) == 0
+    assert first.engine.epoch != second.engine.epoch
+
+
+def test_engine_refuses_a_file_of_another_format(store_path):
+    EmbeddedClient(store_path).close()
+    with sqlite3.connect(store_path) as connection:
+        connection.execute("UPDATE meta SET value = 99 WHERE key = 'format'")
+    with pytest.raises(StoreFormatError, match="format 99"):
+        EmbeddedClient(store_path)
+
+
+def test_engine_closed_store_fails_like_an_unreachable_server(store_path):
+    client = EmbeddedClient(store_path)
+    client.close()
+    with pytest.raises(AutoReconnect):
+        client["db"].desks.find_one({})
+
+
+def test_engine_in_memory_stream_wakes_as_soon_as_a_thread_commits():
+    client = EmbeddedClient()
+    desks = client["db"].desks
+    with desks.watch(max_await_time_ms=30_000) as stream:
+        threading.Timer(0.05, lambda: desks.insert_one({"n": 1})).start()
+        change = wait_until(stream.try_next, timeout=30)
+    assert change["fullDocument"]["n"] == 1
