@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -55,23 +56,34 @@ class EventLog:
         last = self._events.find_one({}, sort=[("_id", DESCENDING)], projection={"_id": 1})
         return int(last["_id"]) if last else 0
 
-    def logged(self, token: str) -> bool:
-        """Tell whether the change with this resume token is already in the log."""
-        return self._events.count_documents({"token": token}, limit=1) > 0
+    def logged(self, tokens: Sequence[str]) -> set[str]:
+        """Return which of the changes with these resume tokens are already in the log."""
+        found = self._events.find({"token": {"$in": list(tokens)}}, {"token": 1, "_id": 0})
+        return {str(document["token"]) for document in found}
 
     def append(self, event: Event, token: str) -> bool:
         """Log `event` (its seq must be head + 1); return False if the change was logged before."""
-        document = {"_id": event.seq, "token": token, **event.to_json()}
-        document.pop("seq")
         try:
-            self._events.insert_one(document)
+            self._events.insert_one(_document(event, token))
         except DuplicateKeyError:
-            if self.logged(token):
+            if self.logged([token]):
                 return False
             raise  # the seq is taken by another change: two writers, which must not happen
+        self._appended()
+        return True
+
+    def append_many(self, entries: Sequence[tuple[Event, str]]) -> None:
+        """Log events with consecutive seqs from head + 1, in one write, in order.
+
+        The caller leaves out changes already logged (see `logged`); a duplicate here means
+        another writer, and the write fails.
+        """
+        self._events.insert_many([_document(event, token) for event, token in entries])
+        self._appended()
+
+    def _appended(self) -> None:
         with self.appended:
             self.appended.notify_all()
-        return True
 
     def after(self, seq: int, limit: int) -> list[Event]:
         """Return up to `limit` events with a seq greater than `seq`, in order."""
@@ -87,6 +99,12 @@ class EventLog:
         """Block until an event is appended in this process, or `timeout` seconds pass."""
         with self.appended:
             self.appended.wait(timeout)
+
+
+def _document(event: Event, token: str) -> Document:
+    document = {"_id": event.seq, "token": token, **event.to_json()}
+    document.pop("seq")
+    return document
 
 
 def _event(document: Document) -> Event:

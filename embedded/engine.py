@@ -14,6 +14,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,6 +63,47 @@ class StoreFormatError(RuntimeError):
     """The file holds a store this version cannot read."""
 
 
+class FairLock:
+    """A reentrant lock granted in arrival order.
+
+    threading.RLock lets a thread that just released it take it straight back, so a writer
+    in a loop (API threads under load) can starve another (the watcher) for as long as the
+    load lasts. Here each waiter gets its own gate and the owner hands over to the oldest.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._waiting: deque[tuple[int, threading.Lock]] = deque()
+        self._owner: int | None = None
+        self._depth = 0
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        with self._mutex:
+            if self._owner == me:
+                self._depth += 1
+                return
+            if self._owner is None:
+                self._owner, self._depth = me, 1
+                return
+            gate = threading.Lock()
+            gate.acquire()
+            self._waiting.append((me, gate))
+        gate.acquire()  # released by the owner that hands the lock over to us
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._mutex:
+            self._depth -= 1
+            if self._depth:
+                return
+            if self._waiting:
+                self._owner, gate = self._waiting.popleft()
+                self._depth = 1
+                gate.release()
+            else:
+                self._owner = None
+
+
 class Engine:
     """One SQLite database (a file, or `:memory:`) and this process's connections to it."""
 
@@ -79,7 +121,7 @@ class Engine:
         self._busy_timeout = busy_timeout
         if not self.memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._write_lock = threading.RLock()
+        self._write_lock = FairLock()
         self._writer_thread: int | None = None
         self._writer = self._connect()
         self._idle: list[sqlite3.Connection] = []

@@ -222,43 +222,53 @@ def scan(
     plan_: Plan,
     stats: Stats,
     offset: int = 0,
+    wanted: int = SCAN_BATCH,
 ) -> Iterator[Row]:
     """Yield (record id, document) in plan order, reading in batches of committed data.
 
-    `offset` rows are skipped by SQLite itself; only for a plan with at most one range.
+    `offset` rows are skipped by SQLite itself (only for a plan with at most one range); the
+    first batch reads `wanted` rows (a limit's worth), later ones more, up to SCAN_BATCH.
     """
     assert offset == 0 or len(plan_.ranges) <= 1
+    batches = _batch_sizes(wanted)
     if plan_.index is None:
-        yield from _table_scan(connect, collection, stats, offset)
+        yield from _table_scan(connect, collection, stats, offset, batches)
         return
     ranges = reversed(plan_.ranges) if plan_.reverse else plan_.ranges
     for low, high in ranges:
-        rows = _index_scan(
-            connect, collection, plan_.index, low, high, plan_.reverse, stats, offset
+        yield from _index_scan(
+            connect, collection, plan_.index, low, high, plan_.reverse, stats, offset, batches
         )
-        yield from rows
+
+
+def _batch_sizes(wanted: int) -> Iterator[int]:
+    size = max(1, min(wanted, SCAN_BATCH))
+    while True:
+        yield size
+        size = min(size * 4, SCAN_BATCH)
 
 
 def _table_scan(
-    connect: Connect, collection: Collection, stats: Stats, offset: int
+    connect: Connect, collection: Collection, stats: Stats, offset: int, batches: Iterator[int]
 ) -> Iterator[Row]:
     last = None
     while True:
+        batch = next(batches)
         with connect() as connection:
             if last is None:
                 rows = connection.execute(
                     f"SELECT rid, doc FROM {collection.table} ORDER BY rid LIMIT ? OFFSET ?",
-                    (SCAN_BATCH, offset),
+                    (batch, offset),
                 ).fetchall()
             else:
                 rows = connection.execute(
                     f"SELECT rid, doc FROM {collection.table} WHERE rid > ? ORDER BY rid LIMIT ?",
-                    (last, SCAN_BATCH),
+                    (last, batch),
                 ).fetchall()
         for rid, doc in rows:
             stats.docs_examined += 1
             yield rid, bson.decode(doc)
-        if len(rows) < SCAN_BATCH:
+        if len(rows) < batch:
             return
         last = rows[-1][0]
 
@@ -272,6 +282,7 @@ def _index_scan(
     reverse: bool,
     stats: Stats,
     offset: int,
+    batches: Iterator[int],
 ) -> Iterator[Row]:
     table = collection.table
     if index is ID:
@@ -292,20 +303,21 @@ def _index_scan(
     after = "<" if reverse else ">"
     resume: tuple[bytes, int] | None = None
     while True:
+        batch = next(batches)
         with connect() as connection:
             if resume is None:
                 rows = connection.execute(
-                    select + order + " OFFSET ?", (*bounds, SCAN_BATCH, offset)
+                    select + order + " OFFSET ?", (*bounds, batch, offset)
                 ).fetchall()
             else:
                 rows = connection.execute(
                     select + f" AND ({key}, {rid}) {after} (?, ?)" + order,
-                    (*bounds, *resume, SCAN_BATCH),
+                    (*bounds, *resume, batch),
                 ).fetchall()
         for _, record, doc in rows:
             stats.keys_examined += 1
             stats.docs_examined += 1
             yield record, bson.decode(doc)
-        if len(rows) < SCAN_BATCH:
+        if len(rows) < batch:
             return
         resume = (rows[-1][0], rows[-1][1])

@@ -82,15 +82,16 @@ class System:
         return self._broadcaster.port
 
     def start(self) -> None:
-        """Start every component; the API last, once the watcher's stream is open.
+        """Start every component; the API last, once the watcher is ready.
 
-        A write accepted before the stream opens would never reach the event log when the
-        watcher starts from "now" (a new store, or after a resync).
+        Ready means tailing (a write accepted before the stream opens would never be logged
+        when the watcher starts from "now": a new store, or after a resync) or standing by
+        while another watcher holds the lease (a crashed one's, until it expires).
         """
         self.broadcaster.start()
         self._await_broadcaster(self.settings.broadcaster_port)
         self.watcher.start()
-        if not self._watcher.healthy.wait(WATCHER_START_TIMEOUT):
+        if not self._watcher.wait_ready(WATCHER_START_TIMEOUT):
             log.warning(
                 "serving before the watcher tails; writes until it does may not be logged",
                 extra={"waited_s": WATCHER_START_TIMEOUT, "role": self._watcher.role},

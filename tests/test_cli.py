@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
@@ -14,13 +13,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import free_port, wait_until
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.processes import ROOT, Running, http_status, spawned
 
 
 def desks(*args, env=None, **kwargs):
@@ -39,32 +36,6 @@ def desks(*args, env=None, **kwargs):
         timeout=30,
         **kwargs,
     )
-
-
-@contextlib.contextmanager
-def spawned(log_path, env, *args):
-    """Run `desks <args>` with stderr to a file (never a pipe that could fill); kill it after."""
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "launcher.cli", *args], stderr=log, env=env
-        )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-
-
-def http_status(url):
-    """Return the HTTP status of GET url, or None while nothing listens."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return None
 
 
 def test_help_lists_subcommands():
@@ -125,43 +96,6 @@ def test_invalid_environment_exits_2_naming_the_variable():
     result = desks("up", env={"DESKS_API_PORT": "x"})
     assert result.returncode == 2
     assert "DESKS_API_PORT" in result.stderr
-
-
-class Running:
-    """A `desks up` process whose output is collected line by line."""
-
-    def __init__(self, port: int, log: Path) -> None:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "DESKS_EMBEDDED_PATH": str(log.with_suffix(".sqlite3")),
-        }
-        env.pop("MONGODB_URI", None)
-        self.log = log
-        with log.open("w") as stderr:  # a file, not a pipe: a full pipe would stall the server
-            self.ws_port = free_port()
-            command = ["up", "--port", str(port), "--ws-port", str(self.ws_port)]
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "launcher.cli", *command],
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                env=env,
-            )
-        self.lines: list[str] = []
-
-    def wait_ready(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-            if line.strip() == "ready":
-                return
-        raise AssertionError(f"exited before ready: {self.log.read_text()}")
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.communicate()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from watcher.stream import Watcher
 
 def readiness(watcher: Watcher, publishers: Sequence[Publisher]) -> tuple[int, dict[str, object]]:
     """Return (HTTP status, body): ready while tailing, or while standing by for a takeover."""
-    ready = watcher.role == "standby" or (watcher.role == "active" and watcher.healthy.is_set())
+    ready = watcher.ready
     body: dict[str, object] = {
         "status": "ready" if ready else "unavailable",
         "role": watcher.role,

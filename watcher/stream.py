@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError
@@ -14,9 +14,10 @@ from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError
 from desks.backoff import Backoff
 from desks.desk import iso_utc, utc_now
 from desks.event_log import EventLog
-from desks.events import EventFormatError, Resync, from_change
+from desks.events import DeskEvent, EventFormatError, Resync, from_change
 from desks.store import DESKS, Store
 from watcher.checkpoint import Checkpoint
+from watcher.feed import ChangeFeed
 from watcher.lease import Lease
 
 log = logging.getLogger("desks.watcher")
@@ -26,6 +27,8 @@ PIPELINE = [{"$match": {"operationType": {"$in": OPERATIONS}}}]
 # The saved token cannot be resumed: history lost (286), not in this stream's history (280),
 # an invalidate token (260), malformed (9, 40647). Retrying would loop forever.
 UNRESUMABLE = {286, 280, 260, 9, 40647}
+# Changes logged in one write at most: a backlog is caught up in batches this size.
+BATCH = 500
 
 
 class Watcher:
@@ -52,6 +55,7 @@ class Watcher:
         self._images = False
         self._seq = 0
         self.healthy = threading.Event()
+        self._changed = threading.Condition()  # role or health changed
 
     def run(self, stop: threading.Event) -> None:
         """Tail until `stop` is set, retrying every failure with capped exponential backoff."""
@@ -86,10 +90,25 @@ class Watcher:
                 pass
         self._set_role("stopped")
 
+    @property
+    def ready(self) -> bool:
+        """Tell whether every write from now on will be logged: tailing, or a standby."""
+        return self.role == "standby" or (self.role == "active" and self.healthy.is_set())
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Block until `ready` (True) or until `timeout` seconds pass (False)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.ready, timeout)
+
     def _set_role(self, role: str) -> None:
         if role != self.role:
             log.info("role", extra={"role": role, "was": self.role})
             self.role = role
+            self._notify()
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
 
     def _hold_lease(self) -> bool:
         if self._lease is None:
@@ -139,32 +158,43 @@ class Watcher:
         self._seq = self._events.head()
         log.info("tailing", extra={"resumed": token is not None, "head_seq": self._seq})
         self.healthy.set()
+        self._notify()
         self._backoff.reset()
         with stream:
             if self._checkpoint.resync_reason is not None:
                 # Logged only once the new stream is open: any write after this resync is an
                 # event after it, any write before it is in the snapshot clients reload.
                 self._log_resync(self._checkpoint.resync_reason)
-                self._checkpoint.save(stream.resume_token)
-            while not stop.is_set() and stream.alive and not self._lease_lost():
-                try:
-                    change = stream.try_next()
-                except OperationFailure as error:
-                    if error.code not in UNRESUMABLE:
-                        raise
-                    self._start_over("history_lost", error)
-                    return
-                if change is not None:
-                    if change["operationType"] == "invalidate":
-                        self._start_over("invalidated", None)
-                        return
-                    self._log(change)
-                # After the event is logged (or after an empty poll, whose token moves on too).
-                self._checkpoint.save(stream.resume_token)
-            if not stream.alive and not stop.is_set():
+                self._checkpoint.save(stream.resume_token, force=True)
+            elif token is None:
+                # Started from "now": make that position durable at once, or the writes
+                # between a quick stop and the next start would be lost.
+                self._checkpoint.save(stream.resume_token, force=True)
+            with ChangeFeed(stream) as feed:
+                self._follow(feed, stop)
+
+    def _follow(self, feed: ChangeFeed, stop: threading.Event) -> None:
+        while not stop.is_set() and not self._lease_lost():
+            try:
+                items = feed.take(self._max_await_ms / 1000, BATCH)
+            except OperationFailure as error:
+                if error.code not in UNRESUMABLE:
+                    raise
+                self._start_over("history_lost", error)
+                return
+            changes = [item.change for item in items if item.change is not None]
+            invalidated = any(c["operationType"] == "invalidate" for c in changes)
+            self._log_batch([c for c in changes if c["operationType"] != "invalidate"])
+            if invalidated or feed.ended:
                 # A stream ends without an error only when invalidated (drop, rename), even
                 # when the pipeline filtered the invalidate event out, as MongoDB does.
                 self._start_over("invalidated", None)
+                return
+            if items:
+                # After its events are logged (or after an empty poll: its token moves on too).
+                self._checkpoint.save(items[-1].token)
+        if stop.is_set():
+            self._checkpoint.flush()  # a clean stop, lease still held: re-read nothing
 
     def _start_over(self, reason: str, error: OperationFailure | None) -> None:
         # The checkpoint cannot be resumed (history lost, collection dropped): start from now
@@ -182,16 +212,47 @@ class Watcher:
         self._seq = event.seq
         log.info("logged", extra={"seq": event.seq, "type": event.type, "reason": reason})
 
-    def _log(self, change: Mapping[str, Any]) -> None:
+    def _log_batch(self, changes: Sequence[Mapping[str, Any]]) -> None:
+        """Log the events of `changes` in one write, skipping changes logged before."""
+        if not changes:
+            return
+        tokens = [change["_id"]["_data"] for change in changes]
+        logged = self._events.logged(tokens)
+        batch: list[tuple[DeskEvent, str]] = []
+        states: dict[str, dict[str, Any]] = {}  # desks as this batch leaves them
+        seq = self._seq
+        for change, token in zip(changes, tokens, strict=True):
+            desk_id = str(change["documentKey"]["_id"])
+            if token in logged:
+                log.info("already logged; skipped", extra={"desk_id": desk_id})
+                continue
+            event = self._event(change, seq + 1, states)
+            if event is None:
+                continue
+            batch.append((event, token))
+            states[desk_id] = event.desk
+            seq = event.seq
+        if not batch:
+            return
+        self._events.append_many(batch)
+        self._seq = seq
+        for event, _ in batch:
+            log.info(
+                "logged", extra={"seq": event.seq, "type": event.type, "desk_id": event.desk_id}
+            )
+
+    def _event(
+        self, change: Mapping[str, Any], seq: int, states: Mapping[str, dict[str, Any]]
+    ) -> DeskEvent | None:
         desk_id = str(change["documentKey"]["_id"])
         previous = None
         if _missing_image(change):
-            previous = self._events.last_state(desk_id)
+            previous = states.get(desk_id) or self._events.last_state(desk_id)
             log.warning(
                 "change without image; using the last logged state", extra={"desk_id": desk_id}
             )
         try:
-            event = from_change(change, self._seq + 1, previous)
+            return from_change(change, seq, previous)
         except (EventFormatError, KeyError, TypeError, ValueError) as error:
             # Not a desk (written by something other than the API): skip it rather than
             # stop on it forever, since a restart would read the same change again.
@@ -199,14 +260,7 @@ class Watcher:
                 "unreadable change skipped",
                 extra={"desk_id": desk_id, "error": f"{type(error).__name__}: {error}"},
             )
-            return
-        if event is None:
-            return
-        if self._events.append(event, change["_id"]["_data"]):
-            self._seq = event.seq
-            log.info("logged", extra={"seq": event.seq, "type": event.type, "desk_id": desk_id})
-        else:
-            log.info("already logged; skipped", extra={"desk_id": desk_id})
+            return None
 
 
 def _missing_image(change: Mapping[str, Any]) -> bool:

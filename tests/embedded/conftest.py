@@ -16,9 +16,7 @@ from embedded import EmbeddedClient
 REAL_URI = os.environ.get("DESKS_TEST_MONGODB_URI")
 
 
-@pytest.fixture(
-    params=["memory", "file", pytest.param("mongodb", marks=pytest.mark.mongodb)]
-)
+@pytest.fixture(params=["memory", "file", pytest.param("mongodb", marks=pytest.mark.mongodb)])
 def database(request: pytest.FixtureRequest, tmp_path) -> Iterator[Any]:
     """Yield an empty database on each backend."""
     if request.param != "mongodb":

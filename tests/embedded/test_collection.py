@@ -48,7 +48,15 @@ def test_sort_orders_mixed_types_as_mongodb_does(database):
     database.desks.insert_many([{"v": v} for v in values])
     ascending = [d["v"] for d in database.desks.find({}, {"_id": 0}).sort("v", ASCENDING)]
     assert ascending == [
-        None, 1.5, 2, "a", "b", {"x": 1}, ObjectId("0" * 24), True, datetime(2020, 1, 1)
+        None,
+        1.5,
+        2,
+        "a",
+        "b",
+        {"x": 1},
+        ObjectId("0" * 24),
+        True,
+        datetime(2020, 1, 1),
     ]
     database.desks.create_index("v")
     indexed = [d["v"] for d in database.desks.find({}, {"_id": 0}).sort("v", DESCENDING)]

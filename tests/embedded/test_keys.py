@@ -18,9 +18,9 @@ numbers = st.one_of(
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.floats(allow_nan=False),
     st.integers(min_value=-(2**63), max_value=2**63 - 1).map(Int64),
-    st.decimals(allow_nan=False, allow_infinity=False, places=None).filter(
-        lambda d: abs(d.adjusted()) < 6000
-    ).map(lambda d: Decimal128(Decimal(f"{d:.30g}"))),
+    st.decimals(allow_nan=False, allow_infinity=False, places=None)
+    .filter(lambda d: abs(d.adjusted()) < 6000)
+    .map(lambda d: Decimal128(Decimal(f"{d:.30g}"))),
 )
 
 
@@ -88,8 +88,10 @@ def test_keys_follow_the_bson_type_order():
     assert encoded == sorted(encoded)
 
 
-@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)),
-       st.timedeltas(min_value=timedelta(milliseconds=1), max_value=timedelta(days=3650)))
+@given(
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)),
+    st.timedeltas(min_value=timedelta(milliseconds=1), max_value=timedelta(days=3650)),
+)
 def test_keys_order_dates_in_time(moment, later):
     if moment + later <= datetime(9999, 12, 31):
         assert keys.encode(moment) < keys.encode(moment + later)

@@ -42,9 +42,7 @@ def seed() -> int:
 @pytest.fixture(params=["memory", "file"])
 def system(request, tmp_path):
     path = ":memory:" if request.param == "memory" else str(tmp_path / "store.sqlite3")
-    settings = Settings(
-        embedded_path=path, api_port=0, broadcaster_port=0, lease_ttl_seconds=1.0
-    )
+    settings = Settings(embedded_path=path, api_port=0, broadcaster_port=0, lease_ttl_seconds=1.0)
     store = open_store(settings)
     system = System(settings, store)
     system.start()

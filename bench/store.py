@@ -1,0 +1,337 @@
+"""The embedded store at realistic sizes: writes, catch-up, the event log and memory.
+
+Each subcommand prints one line and writes a JSON record under bench/results/:
+
+    python -m bench.store writes --desks 100000   # POST/s, POST and write-to-client p50/p99,
+                                                  # list page + count, RSS of `desks up`
+    python -m bench.store catchup --backlog 100000  # watcher: events logged per second
+    python -m bench.store events --events 1000000   # GET /api/events?after=<head-100>
+
+The store is a file in a temporary directory, prefilled through the engine (desks with
+insert_many, their events by a real watcher catching up), then served by `desks up` in its
+own process, as a user runs it; the load comes from this process over HTTP keep-alive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from websockets.sync.client import connect
+
+from desks.desk import utc_now
+from desks.event_log import EventLog
+from desks.service import Service
+from desks.settings import Settings
+from desks.store import Store, open_store
+from watcher.checkpoint import Checkpoint
+from watcher.stream import Watcher
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+HISTORY = 1_000_000  # oplog entries: a backlog needs twice its size (the watcher writes too)
+
+
+# -- preparing a store ---------------------------------------------------------------------
+
+
+def prefill(path: str, desks: int) -> float:
+    """Insert `desks` desks and log their events; return the watcher's events per second."""
+    store = open_store(Settings(embedded_path=path, embedded_history_size=HISTORY))
+    checkpoint = Checkpoint(store.database)
+    with store.desks.watch() as stream:  # the watcher will resume from before the desks
+        checkpoint.save(stream.resume_token)
+    now = utc_now()
+    for start in range(0, desks, 1000):
+        store.desks.insert_many(
+            [
+                {
+                    "name": f"Desk {n}",
+                    "width": 100 + n % 100,
+                    "height": 50,
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for n in range(start, min(start + 1000, desks))
+            ]
+        )
+    rate = catch_up(store, desks)
+    store.close()
+    return rate
+
+
+def catch_up(store: Store, count: int) -> float:
+    """Run a watcher until `count` more events are logged; return events per second."""
+    events = EventLog(store.database)
+    target = events.head() + count
+    watcher = Watcher(store, events, Checkpoint(store.database))
+    service = Service("watcher", watcher.run)
+    started = time.perf_counter()
+    service.start()
+    while events.head() < target:
+        events.wait(0.5)
+    elapsed = time.perf_counter() - started
+    service.stop()
+    return count / elapsed if elapsed else float("inf")
+
+
+# -- running `desks up` ----------------------------------------------------------------------
+
+
+class Up:
+    """`desks up` on a store file, in its own process, on free ports."""
+
+    def __init__(self, path: str, port: int, ws_port: int) -> None:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "DESKS_EMBEDDED_PATH": path,
+            "DESKS_EMBEDDED_HISTORY_SIZE": str(HISTORY),
+            "DESKS_LOG_LEVEL": "WARNING",
+        }
+        env.pop("MONGODB_URI", None)
+        command = [
+            sys.executable,
+            "-m",
+            "launcher.cli",
+            "up",
+            "--port",
+            str(port),
+            "--ws-port",
+            str(ws_port),
+        ]
+        self.process = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.strip() == "ready":
+                break
+        else:
+            raise RuntimeError("desks up exited before it was ready")
+        self.port, self.ws = port, f"ws://127.0.0.1:{ws_port}/"
+
+    def memory(self) -> dict[str, float]:
+        """Return the resident set size now and at its peak, in MiB."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        return {key: int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM")}
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.communicate(timeout=10)
+
+
+def request(
+    connection: http.client.HTTPConnection, method: str, path: str, body: Any = None
+) -> tuple[int, Any, dict[str, str]]:
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    connection.request(method, path, json.dumps(body) if body is not None else None, headers)
+    response = connection.getresponse()
+    data = response.read()
+    return response.status, json.loads(data) if data else None, dict(response.headers)
+
+
+def timed(action: Callable[[], object], repeat: int) -> list[float]:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    cuts = statistics.quantiles(ordered, n=100) if len(ordered) > 1 else ordered * 99
+    return {"p50": round(cuts[49], 2), "p99": round(cuts[98], 2), "max": round(ordered[-1], 2)}
+
+
+# -- benchmarks ----------------------------------------------------------------------------
+
+
+def bench_writes(args: argparse.Namespace, directory: str) -> dict[str, Any]:
+    path = os.path.join(directory, "store.sqlite3")
+    prefill(path, args.desks)
+    up = Up(path, free_port(), free_port())
+    try:
+        page = http.client.HTTPConnection("127.0.0.1", up.port)
+        request(page, "GET", "/api/desks?page=1&page_size=1")  # builds the list index once
+        list_ms = percentiles(timed(lambda: request(page, "GET", "/api/desks?page=1"), 50))
+        last = max(1, args.desks // 10)
+        last_ms = percentiles(timed(lambda: request(page, "GET", f"/api/desks?page={last}"), 20))
+        sent: dict[str, float] = {}
+        received: dict[str, float] = {}
+        post_ms: list[float] = []
+        expected = args.writes // args.writers * args.writers
+        with connect(up.ws, max_queue=None) as client:
+            json.loads(client.recv(timeout=10))  # hello
+
+            def listen() -> None:
+                while len(received) < expected:
+                    event = json.loads(client.recv(timeout=60))
+                    received[event["desk_id"]] = time.perf_counter()
+
+            listener = threading.Thread(target=listen)
+            listener.start()
+
+            def write(writer: int) -> None:
+                connection = http.client.HTTPConnection("127.0.0.1", up.port)
+                for n in range(args.writes // args.writers):
+                    body = {"name": f"bench {writer}-{n}", "width": 120, "height": 60}
+                    started = time.perf_counter()
+                    status, desk, _ = request(connection, "POST", "/api/desks", body)
+                    post_ms.append((time.perf_counter() - started) * 1000)
+                    assert status == 201, desk
+                    sent[desk["id"]] = started
+
+            writers = [threading.Thread(target=write, args=(w,)) for w in range(args.writers)]
+            started = time.perf_counter()
+            for thread in writers:
+                thread.start()
+            for thread in writers:
+                thread.join()
+            elapsed = time.perf_counter() - started
+            listener.join(120)
+        to_client = [(received[key] - sent[key]) * 1000 for key in sent if key in received]
+        return {
+            "parameters": {"stored_desks": args.desks, "writes": expected, "writers": args.writers},
+            "post_per_s": round(expected / elapsed, 1),
+            "post_ms": percentiles(post_ms),
+            "write_to_client_ms": percentiles(to_client),
+            "delivered": len(to_client),
+            "list_first_page_ms": list_ms,
+            "list_page_near_end_ms": last_ms,
+            "rss_mib": up.memory(),
+            "file_mib": round(sum(f.stat().st_size for f in Path(directory).iterdir()) / 2**20, 1),
+        }
+    finally:
+        up.close()
+
+
+def bench_catchup(args: argparse.Namespace, directory: str) -> dict[str, Any]:
+    path = os.path.join(directory, "store.sqlite3")
+    rate = prefill(path, args.backlog)
+    return {"parameters": {"backlog": args.backlog}, "events_per_s": round(rate, 1)}
+
+
+def bench_events(args: argparse.Namespace, directory: str) -> dict[str, Any]:
+    path = os.path.join(directory, "store.sqlite3")
+    store = open_store(Settings(embedded_path=path, embedded_history_size=HISTORY))
+    log = EventLog(store.database)
+    log.ensure_indexes()
+    log.epoch()
+    at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    for start in range(1, args.events + 1, 5000):
+        store.database["desk_events"].insert_many(
+            [
+                {
+                    "_id": seq,
+                    "token": f"bench:{seq}",
+                    "type": "desk_created",
+                    "at": at,
+                    "desk_id": f"{seq:024x}",
+                    "version": 1,
+                    "desk": {
+                        "id": f"{seq:024x}",
+                        "name": f"Desk {seq}",
+                        "width": 100,
+                        "height": 50,
+                        "version": 1,
+                        "created_at": at,
+                        "updated_at": at,
+                    },
+                }
+                for seq in range(start, min(start + 5000, args.events + 1))
+            ]
+        )
+    store.close()
+    up = Up(path, free_port(), free_port())
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", up.port)
+        after = args.events - 100
+        samples = timed(
+            lambda: request(connection, "GET", f"/api/events?after={after}&limit=100"), 200
+        )
+        status, page, headers = request(connection, "GET", f"/api/events?after={after}")
+        assert status == 200 and len(page) == 100 and headers["X-Event-Seq"] == str(args.events)
+        return {
+            "parameters": {"events": args.events, "after": after},
+            "get_events_ms": percentiles(samples),
+            "rss_mib": up.memory(),
+        }
+    finally:
+        up.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def machine() -> dict[str, Any]:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    import sqlite3
+
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "platform": platform.platform(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.store")
+    commands = parser.add_subparsers(dest="command", required=True)
+    writes = commands.add_parser("writes")
+    writes.add_argument("--desks", type=int, default=0)
+    writes.add_argument("--writes", type=int, default=3000)
+    writes.add_argument("--writers", type=int, default=4)
+    catchup = commands.add_parser("catchup")
+    catchup.add_argument("--backlog", type=int, default=100_000)
+    events = commands.add_parser("events")
+    events.add_argument("--events", type=int, default=1_000_000)
+    args = parser.parse_args()
+    run = {"writes": bench_writes, "catchup": bench_catchup, "events": bench_events}
+    with tempfile.TemporaryDirectory(prefix="desks-bench-") as directory:
+        figures = run[args.command](args, directory)
+    record = {
+        "benchmark": f"store.{args.command}",
+        "at": datetime.now(UTC).isoformat(),
+        "machine": machine(),
+        **figures,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    name = f"store-{args.command}-{'-'.join(str(v) for v in figures['parameters'].values())}"
+    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in record.items() if k != "machine"}))
+
+
+if __name__ == "__main__":
+    main()
