@@ -6,6 +6,8 @@ COPY desks ./desks
 COPY api ./api
 COPY watcher ./watcher
 COPY broadcaster ./broadcaster
+COPY embedded ./embedded
+COPY launcher ./launcher
 COPY replica-set-init ./replica-set-init
 RUN pip install --no-cache-dir . && useradd --system desks
 USER desks

@@ -157,7 +157,11 @@ def timed(action: Callable[[], object], repeat: int) -> list[float]:
 
 def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    cuts = statistics.quantiles(ordered, n=100) if len(ordered) > 1 else ordered * 99
+    cuts = (
+        statistics.quantiles(ordered, n=100, method="inclusive")
+        if len(ordered) > 1
+        else ordered * 99
+    )
     return {"p50": round(cuts[49], 2), "p99": round(cuts[98], 2), "max": round(ordered[-1], 2)}
 
 
@@ -317,6 +321,7 @@ def main() -> None:
     catchup.add_argument("--backlog", type=int, default=100_000)
     events = commands.add_parser("events")
     events.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args()
     run = {"writes": bench_writes, "catchup": bench_catchup, "events": bench_events}
     with tempfile.TemporaryDirectory(prefix="desks-bench-") as directory:
@@ -327,9 +332,9 @@ def main() -> None:
         "machine": machine(),
         **figures,
     }
-    RESULTS.mkdir(exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
     name = f"store-{args.command}-{'-'.join(str(v) for v in figures['parameters'].values())}"
-    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (args.results / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps({k: v for k, v in record.items() if k != "machine"}))
 
 

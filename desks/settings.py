@@ -22,7 +22,7 @@ class Settings:
     api_port: int = 8000
     embedded_path: str = ".desks/embedded.sqlite3"
     embedded_synchronous: str = "FULL"
-    embedded_history_size: int = 100_000
+    embedded_history_size: int = 1_000_000
     log_level: str = "INFO"
     broadcaster_host: str = "127.0.0.1"
     broadcaster_port: int = 8765

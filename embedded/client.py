@@ -31,7 +31,7 @@ class EmbeddedClient:
     def __init__(
         self,
         path: str | os.PathLike[str] = MEMORY,
-        history_size: int = 100_000,
+        history_size: int = 1_000_000,
         noop_interval: float = 10.0,
         synchronous: str = "FULL",
     ) -> None:

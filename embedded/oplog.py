@@ -81,7 +81,7 @@ def failure(message: str, code: int, code_name: str) -> OperationFailure:
 class Oplog:
     """The store's record of committed writes, shared by every change stream on it."""
 
-    def __init__(self, engine: Engine, history_size: int = 100_000, noop_interval: float = 10.0):
+    def __init__(self, engine: Engine, history_size: int = 1_000_000, noop_interval: float = 10.0):
         if history_size < 1:
             raise ValueError("history_size must be at least 1")
         self.engine = engine

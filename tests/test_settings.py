@@ -13,6 +13,21 @@ def test_defaults_are_local_and_embedded():
     assert (settings.api_host, settings.api_port, settings.database) == ("127.0.0.1", 8000, "desks")
 
 
+def test_embedded_store_is_a_file_under_the_working_directory_by_default():
+    settings = Settings.from_env({})
+    assert settings.embedded_path == ".desks/embedded.sqlite3"
+    assert settings.embedded_synchronous == "FULL"
+    assert settings.shared_store
+
+
+def test_embedded_store_in_memory_is_private_to_one_process():
+    settings = Settings.from_env(
+        {"DESKS_EMBEDDED_PATH": ":memory:", "DESKS_EMBEDDED_SYNCHRONOUS": "normal"}
+    )
+    assert (settings.embedded_path, settings.embedded_synchronous) == (":memory:", "NORMAL")
+    assert not settings.shared_store
+
+
 def test_values_are_read_and_typed():
     settings = Settings.from_env(
         {"MONGODB_URI": "mongodb://db/?replicaSet=rs0", "DESKS_API_PORT": "9000", "DESKS_DB": "x"}
@@ -32,6 +47,8 @@ def test_values_are_read_and_typed():
         ("DESKS_BROADCASTER_URL", "http://x"),
         ("DESKS_HISTORY_SIZE", "0"),
         ("DESKS_BROADCASTER_PORT", "-1"),
+        ("DESKS_EMBEDDED_SYNCHRONOUS", "off"),
+        ("DESKS_EMBEDDED_HISTORY_SIZE", "0"),
     ],
 )
 def test_invalid_values_name_the_variable(name, value):
