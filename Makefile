@@ -42,6 +42,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.store writes --desks 100000
 	$(BIN)/python -m bench.store catchup --backlog 100000
 	$(BIN)/python -m bench.store events --events 1000000
+	$(BIN)/python -m bench.store wakeup --writes 500
 	$(BIN)/python -m bench.latency --writes 500 --clients 1
 	$(BIN)/python -m bench.latency --writes 500 --clients 10
 	$(BIN)/python -m bench.fanout --clients 200 --events 2000

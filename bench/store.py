@@ -6,6 +6,8 @@ Each subcommand prints one line and writes a JSON record under bench/results/:
                                                   # list page + count, RSS of `desks up`
     python -m bench.store catchup --backlog 100000  # watcher: events logged per second
     python -m bench.store events --events 1000000   # GET /api/events?after=<head-100>
+    python -m bench.store wakeup --writes 500       # a commit in one process -> a stream in
+                                                    # another
 
 The store is a file in a temporary directory, prefilled through the engine (desks with
 insert_many, their events by a real watcher catching up), then served by `desks up` in its
@@ -282,6 +284,35 @@ def bench_events(args: argparse.Namespace, directory: str) -> dict[str, Any]:
         up.close()
 
 
+def bench_wakeup(args: argparse.Namespace, directory: str) -> dict[str, Any]:
+    """Measure how long a commit in one process takes to reach a stream in another."""
+    path = os.path.join(directory, "store.sqlite3")
+    store = open_store(Settings(embedded_path=path))
+    writer_code = (
+        "import sys, time\n"
+        "from embedded import EmbeddedClient\n"
+        "desks = EmbeddedClient(sys.argv[1])['desks']['desks']\n"
+        "for n in range(int(sys.argv[2])):\n"
+        "    time.sleep(0.02)\n"
+        "    desks.insert_one({'n': n, 'sent': time.time()})\n"
+    )
+    delays: list[float] = []
+    with store.desks.watch(max_await_time_ms=1000) as stream:
+        writer = subprocess.Popen(
+            [sys.executable, "-c", writer_code, path, str(args.writes)], cwd=ROOT
+        )
+        while len(delays) < args.writes:
+            change = stream.try_next()
+            if change is not None:
+                delays.append((time.time() - change["fullDocument"]["sent"]) * 1000)
+        writer.wait(60)
+    store.close()
+    return {
+        "parameters": {"writes": args.writes},
+        "commit_to_other_process_ms": percentiles(delays),
+    }
+
+
 def free_port() -> int:
     import socket
 
@@ -321,9 +352,16 @@ def main() -> None:
     catchup.add_argument("--backlog", type=int, default=100_000)
     events = commands.add_parser("events")
     events.add_argument("--events", type=int, default=1_000_000)
+    wakeup = commands.add_parser("wakeup")
+    wakeup.add_argument("--writes", type=int, default=500)
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args()
-    run = {"writes": bench_writes, "catchup": bench_catchup, "events": bench_events}
+    run = {
+        "writes": bench_writes,
+        "catchup": bench_catchup,
+        "events": bench_events,
+        "wakeup": bench_wakeup,
+    }
     with tempfile.TemporaryDirectory(prefix="desks-bench-") as directory:
         figures = run[args.command](args, directory)
     record = {

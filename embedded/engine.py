@@ -264,8 +264,9 @@ class Engine:
     def _poll_other_processes(self) -> None:
         # PRAGMA data_version changes when another connection commits: cheap enough to poll
         # every few milliseconds, and only while some stream is waiting.
-        connection = self._connect()
+        connection: sqlite3.Connection | None = None
         try:
+            connection = self._connect()
             version = connection.execute("PRAGMA data_version").fetchone()[0]
             while True:
                 with self._changes:
@@ -279,9 +280,13 @@ class Engine:
                     version = current
                     self._notify()
         except sqlite3.Error as error:
-            log.warning("cross-process wake-ups stopped", extra={"error": str(error)})
+            # Streams still see every commit, at their next poll; the next wait starts anew.
+            log.warning("cross-process wake-ups paused", extra={"error": str(error)})
         finally:
-            connection.close()
+            if connection is not None:
+                connection.close()
+            with self._changes:
+                self._poller = None
 
     # -- life cycle ----------------------------------------------------------------------
 

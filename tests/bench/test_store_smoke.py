@@ -17,6 +17,7 @@ from tests.processes import ROOT
         ["writes", "--desks", "50", "--writes", "20", "--writers", "2"],
         ["catchup", "--backlog", "50"],
         ["events", "--events", "300"],
+        ["wakeup", "--writes", "5"],
     ],
 )
 def test_store_benchmark_runs_and_records_its_figures(tmp_path, args):

@@ -145,3 +145,32 @@ def all_events(api: str) -> list[dict]:
 def log_head(api: str) -> int:
     with urllib.request.urlopen(f"{api}/api/events?limit=1") as response:
         return int(response.headers["X-Event-Seq"])
+
+
+def test_up_stopped_and_started_again_keeps_desks_log_and_epoch(tmp_path):
+    store = tmp_path / "store.sqlite3"
+    first = Running(free_port(), tmp_path / "first.log", store)
+    try:
+        first.wait_ready()
+        created = [post_desk(first.api, f"Mesa {n}") for n in range(3)]
+        hello, events = receive(f"{first.ws}?after=0", 3)
+        first.process.terminate()  # what Ctrl-C on `make run` does
+        assert first.process.wait(10) == 0
+    finally:
+        first.close()
+
+    second = Running(free_port(), tmp_path / "second.log", store)
+    try:
+        second.wait_ready()
+        assert [desk["id"] for desk in all_desks(second.api)] == created
+        post_desk(second.api, "Mesa 3")
+        resumed, missed = receive(f"{second.ws}?after=3&epoch={hello['epoch']}", 1)
+        assert resumed["epoch"] == hello["epoch"]
+        assert (missed[0]["type"], missed[0]["seq"], missed[0]["desk"]["name"]) == (
+            "desk_created",
+            4,
+            "Mesa 3",
+        )
+        assert [e["seq"] for e in all_events(second.api)] == [1, 2, 3, 4]
+    finally:
+        second.close()

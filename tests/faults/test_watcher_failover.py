@@ -1,7 +1,7 @@
-"""kill -9 of the active watcher process on a real replica set: the standby carries on.
+"""kill -9 of the active watcher process: the standby process carries on, losing nothing.
 
-Needs DESKS_TEST_MONGODB_URI (two processes cannot share the in-memory embedded store; the
-in-process equivalent is tests/watcher/test_lease.py).
+Runs on an embedded store file shared by the processes, and on a real replica set when
+DESKS_TEST_MONGODB_URI names one.
 """
 
 from __future__ import annotations
@@ -23,14 +23,26 @@ from desks.event_log import EventLog
 from desks.settings import Settings
 from desks.store import open_store
 from tests.conftest import free_port, wait_until
+from tests.processes import http_status
 
 ROOT = Path(__file__).resolve().parents[2]
 URI = os.environ.get("DESKS_TEST_MONGODB_URI")
 
-pytestmark = [
-    pytest.mark.mongodb,
-    pytest.mark.skipif(not URI, reason="DESKS_TEST_MONGODB_URI is not set: needs a replica set"),
-]
+
+@pytest.fixture(params=["embedded", pytest.param("mongodb", marks=pytest.mark.mongodb)])
+def backend(request, tmp_path):
+    """Yield (settings, environment) for one store several processes share."""
+    if request.param == "embedded":
+        path = str(tmp_path / "store.sqlite3")
+        yield Settings(embedded_path=path), {"DESKS_EMBEDDED_PATH": path}
+        return
+    if not URI:
+        pytest.skip("DESKS_TEST_MONGODB_URI is not set: needs a replica set")
+    database = f"desks_failover_{uuid.uuid4().hex[:8]}"
+    yield Settings(mongodb_uri=URI, database=database), {"MONGODB_URI": URI, "DESKS_DB": database}
+    cleanup = open_store(Settings(mongodb_uri=URI))
+    cleanup.client.drop_database(database)
+    cleanup.close()
 
 
 def role(port: int) -> str | None:
@@ -43,17 +55,15 @@ def role(port: int) -> str | None:
         return None
 
 
-def test_kill_9_of_the_active_watcher_loses_and_repeats_nothing(tmp_path):
-    database = f"desks_failover_{uuid.uuid4().hex[:8]}"
-    settings = Settings(mongodb_uri=URI, database=database)
+def test_kill_9_of_the_active_watcher_loses_and_repeats_nothing(tmp_path, backend):
+    settings, store_env = backend
     store = open_store(settings)
     desks = DeskRepository(store.desks)
     events = EventLog(store.database)
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
-        "MONGODB_URI": URI or "",
-        "DESKS_DB": database,
+        **store_env,
         "DESKS_PUBLISH_TOKEN": "failover-test",
         "DESKS_BROADCASTER_URL": f"ws://127.0.0.1:{free_port()}/",  # none: publishing retries
         "DESKS_LEASE_TTL_SECONDS": "3",
@@ -69,7 +79,8 @@ def test_kill_9_of_the_active_watcher_loses_and_repeats_nothing(tmp_path):
                     stderr=log,
                 )
             watchers.append((process, port))
-            wait_until(lambda p=port: role(p) in {"active", "standby"}, timeout=30)
+            # Ready: tailing (the first, so no write precedes its stream) or standing by.
+            wait_until(lambda p=port: http_status(f"http://127.0.0.1:{p}/readyz") == 200, 30)
         (first, first_port), (second, second_port) = watchers
         assert (role(first_port), role(second_port)) == ("active", "standby")
 
@@ -91,5 +102,4 @@ def test_kill_9_of_the_active_watcher_loses_and_repeats_nothing(tmp_path):
             if process.poll() is None:
                 process.kill()
             process.wait(10)
-        store.client.drop_database(database)
         store.close()
