@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import urlsplit
@@ -72,6 +73,7 @@ class Broadcaster:
         self.listening = threading.Event()
         self.started = threading.Event()  # set once listening, or once listening failed
         self.start_error: OSError | None = None
+        self._connections: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
 
     @property
     def clients(self) -> set[ServerConnection]:
@@ -82,6 +84,7 @@ class Broadcaster:
 
     def check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Answer probes, refuse unknown paths and unauthenticated publishers before upgrading."""
+        self._connections.add(connection)
         path = urlsplit(request.path).path
         if path == "/healthz":
             return connection.respond(HTTPStatus.OK, "ok\n")
@@ -310,6 +313,11 @@ class Broadcaster:
             log.info("listening", extra={"url": f"ws://{host}:{self.port}/"})
             await stop
         self.listening.clear()
+        # A peer that stopped reading keeps its socket open while unsent data waits, after the
+        # server's close: cut those before this loop ends, or their sockets leak.
+        for connection in list(self._connections):
+            connection.transport.abort()
+        await asyncio.sleep(0)
 
     def run(self, host: str, port: int, stop: threading.Event) -> None:
         """Serve in this thread's own event loop until `stop` is set."""
