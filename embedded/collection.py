@@ -248,15 +248,23 @@ class EmbeddedCollection:
             collection = tx.collection(self.database.name, self.name)
             row = tx.first(collection, prepared, sort)
             if row is None:
-                if not upsert:
-                    return UpdateResult({"n": 0, "nModified": 0, "ok": 1.0}, True)
-                inserted = tx.upsert(self.database.name, self.name, prepared, update, replacing)
-                return UpdateResult(
-                    {"n": 1, "nModified": 0, "upserted": inserted["_id"], "ok": 1.0}, True
-                )
+                return self._matched_nothing(tx, prepared, update, replacing, upsert)
             assert collection is not None
             _, changed = tx.modify(collection, row, prepared, update, replacing)
         return UpdateResult({"n": 1, "nModified": int(changed), "ok": 1.0}, True)
+
+    def _matched_nothing(
+        self,
+        tx: Transaction,
+        filter: Mapping[str, Any],
+        update: Any,
+        replacing: bool,
+        upsert: bool,
+    ) -> UpdateResult:
+        if not upsert:
+            return UpdateResult({"n": 0, "nModified": 0, "ok": 1.0}, True)
+        inserted = tx.upsert(self.database.name, self.name, filter, update, replacing)
+        return UpdateResult({"n": 1, "nModified": 0, "upserted": inserted["_id"], "ok": 1.0}, True)
 
     def update_many(
         self, filter: Mapping[str, Any], update: Any, upsert: bool = False, **options: Any
@@ -269,12 +277,7 @@ class EmbeddedCollection:
             collection = tx.collection(self.database.name, self.name)
             matched = tx.every(collection, prepared)
             if not matched:
-                if not upsert:
-                    return UpdateResult({"n": 0, "nModified": 0, "ok": 1.0}, True)
-                inserted = tx.upsert(self.database.name, self.name, prepared, update, False)
-                return UpdateResult(
-                    {"n": 1, "nModified": 0, "upserted": inserted["_id"], "ok": 1.0}, True
-                )
+                return self._matched_nothing(tx, prepared, update, False, upsert)
             assert collection is not None
             modified = sum(
                 tx.modify(collection, row, prepared, update, False)[1] for row in matched
