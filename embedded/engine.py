@@ -291,10 +291,17 @@ class Engine:
     # -- life cycle ----------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close every connection; later calls fail as an unreachable server would."""
+        """Close every connection; later calls fail as an unreachable server would.
+
+        Closing the last connection of the last process checkpoints the write-ahead log into
+        the database file and removes it.
+        """
         with self._changes:
             self._closed = True
             self._changes.notify_all()
+            poller = self._poller
+        if poller is not None:
+            poller.join(1.0)
         with self._write_lock:
             with self._pool_lock:
                 idle, self._idle = self._idle, []
