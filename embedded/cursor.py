@@ -47,8 +47,8 @@ def rows(
     in_order = not sort or plan.sorted
     # With nothing to check and nothing to sort, SQLite skips the rows itself (no decoding).
     offset = skip if unfiltered and in_order and len(plan.ranges) <= 1 else 0
-    # Read a limit's worth first when nothing is filtered or sorted out: a page, or one row.
-    wanted = skip - offset + abs(limit) if limit and unfiltered and in_order else query.SCAN_BATCH
+    # Read a limit's worth first (a page, one row); batches grow if the filter rejects rows.
+    wanted = skip - offset + abs(limit) if limit and in_order else query.SCAN_BATCH
     selected: Iterator[query.Row] = query.scan(connect, collection, plan, stats, offset, wanted)
     if not unfiltered:
         selected = (row for row in selected if documents.match(filter, row[1]))

@@ -7,13 +7,14 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from pymongo.errors import AutoReconnect
 
 from embedded import EmbeddedClient
-from embedded.engine import StoreFormatError
+from embedded.engine import FairLock, StoreFormatError
 from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,3 +146,30 @@ def test_engine_in_memory_stream_wakes_as_soon_as_a_thread_commits():
         threading.Timer(0.05, lambda: desks.insert_one({"n": 1})).start()
         change = wait_until(stream.try_next, timeout=30)
     assert change["fullDocument"]["n"] == 1
+
+
+def test_engine_write_lock_goes_to_the_longest_waiter_not_back_to_a_busy_writer():
+    lock = FairLock()
+    turns: list[str] = []
+    waiting = threading.Event()
+
+    def busy() -> None:
+        for n in range(20):
+            with lock:
+                turns.append("busy")
+                if n == 2:
+                    other.start()
+                    waiting.wait(10)
+                    time.sleep(0.05)  # the other thread is now blocked on the lock
+
+    def other_writer() -> None:
+        waiting.set()
+        with lock:
+            turns.append("other")
+
+    other = threading.Thread(target=other_writer)
+    writer = threading.Thread(target=busy)
+    writer.start()
+    writer.join(30)
+    other.join(30)
+    assert turns.index("other") == 3  # right after the turn it queued behind
