@@ -173,3 +173,16 @@ def test_engine_write_lock_goes_to_the_longest_waiter_not_back_to_a_busy_writer(
     writer.join(30)
     other.join(30)
     assert turns.index("other") == 3  # right after the turn it queued behind
+
+
+def test_engine_clean_close_folds_the_write_ahead_log_into_the_file(store_path):
+    client = EmbeddedClient(store_path)
+    with client["db"].desks.watch(max_await_time_ms=20) as stream:
+        client["db"].desks.insert_one({"n": 1})
+        stream.try_next()
+        stream.try_next()  # an empty poll: the cross-process poller is running now
+    assert Path(store_path + "-wal").exists()
+    client.close()
+    assert not Path(store_path + "-wal").exists()
+    with EmbeddedClient(store_path) as reopened:
+        assert reopened["db"].desks.count_documents({}) == 1
