@@ -176,7 +176,7 @@ def _range(condition: Any, direction: int) -> tuple[bytes, bytes] | None:
     if len(classes) != 1:
         return None
     (type_byte,) = classes
-    low, high = bytes([type_byte]), bytes([type_byte + 1])
+    low, high = bytes([type_byte]), keys.class_end(type_byte)
     for operator, value in bounds.items():
         encoded = keys.encode(value)
         if operator == "$gt":
