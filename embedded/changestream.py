@@ -85,13 +85,12 @@ class EmbeddedChangeStream:
                 9,
                 "FailedToParse",
             )
-        starts = [x for x in (resume_after, start_after, start_at_operation_time) if x is not None]
-        if len(starts) > 1:
-            raise failure(
-                "Only one type of resume option is allowed, but multiple were found.",
-                40674,
-                "Location40674",
-            )
+        # As pymongo sends them: one token (startAfter wins over resumeAfter), and
+        # startAtOperationTime only without a token. The server never sees two.
+        if start_after is not None:
+            resume_after = None
+        if resume_after is not None or start_after is not None:
+            start_at_operation_time = None
         self._oplog = oplog
         self._engine = oplog.engine
         self._scope = scope
@@ -104,6 +103,7 @@ class EmbeddedChangeStream:
         self._min_time: Timestamp | None = None
         self._invalidated_at: int | None = None  # position of the drop/rename that ends us
         self._batch: deque[Entry] = deque()
+        self._looked_up: dict[int, Document | None] = {}  # updateLookup's, at batch time
         with self._engine.read() as connection:
             self._position = self._start_position(
                 connection, resume_after, start_after, start_at_operation_time
@@ -254,6 +254,14 @@ class EmbeddedChangeStream:
             )
             if not entries:
                 self._scanned_to = head  # nothing in scope up to the head
+        if self._full_document == "updateLookup":
+            # Looked up as the batch is built, like MongoDB's getMore: a later version of the
+            # document, or None if it is gone by then; reading the event later changes nothing.
+            for entry in entries:
+                if entry.operation == "update":
+                    assert entry.coll is not None and entry.document_key is not None
+                    key = entry.document_key["_id"]
+                    self._looked_up[entry.position] = self._lookup(entry.db, entry.coll, key)
         self._batch.extend(entries)
         return bool(entries)
 
@@ -288,6 +296,7 @@ class EmbeddedChangeStream:
         with self._engine.read() as connection:
             entry = self._oplog.entry(connection, self._invalidated_at)
         self._batch.clear()
+        self._looked_up.clear()
         token = self._oplog.token(self._invalidated_at, INVALIDATE_TOKEN)
         change: Document = {"_id": token, "operationType": "invalidate"}
         if entry is not None:
@@ -328,9 +337,7 @@ class EmbeddedChangeStream:
 
     def _post_image(self, entry: Entry) -> Document | None:
         if self._full_document == "updateLookup":
-            # Read when the event is read, like MongoDB: possibly a later version, or None.
-            assert entry.coll is not None and entry.document_key is not None
-            return self._lookup(entry.db, entry.coll, entry.document_key["_id"])
+            return self._looked_up.pop(entry.position, None)
         return self._image(entry, entry.after, self._full_document, "post")
 
     @staticmethod

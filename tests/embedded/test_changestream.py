@@ -142,15 +142,21 @@ def test_start_at_operation_time_includes_that_time(database):
         assert next_change(resumed)["_id"] == second["_id"]
 
 
-def test_update_lookup_reads_the_document_when_the_event_is_read(database):
+def test_update_lookup_reads_the_document_when_the_batch_is_built(database):
     with database.desks.watch(full_document="updateLookup", **FAST) as stream:
         key = database.desks.insert_one({"v": 1}).inserted_id
         database.desks.update_one({"_id": key}, {"$set": {"v": 2}})
         database.desks.update_one({"_id": key}, {"$set": {"v": 3}})
-        next_change(stream)
+        next_change(stream)  # one getMore: the batch holds all three, looked up now
+        database.desks.delete_one({"_id": key})  # after the batch was built: no effect on it
         assert next_change(stream)["fullDocument"] == {"_id": key, "v": 3}  # a later version
+        assert next_change(stream)["fullDocument"] == {"_id": key, "v": 3}
+        assert next_change(stream)["operationType"] == "delete"
+        key = database.desks.insert_one({"v": 1}).inserted_id
+        database.desks.update_one({"_id": key}, {"$set": {"v": 2}})
         database.desks.delete_one({"_id": key})
-        assert next_change(stream)["fullDocument"] is None  # gone by the time it was read
+        next_change(stream)
+        assert next_change(stream)["fullDocument"] is None  # gone when its batch was built
 
 
 def test_pre_images_carry_the_deleted_document(database):
@@ -209,11 +215,22 @@ def test_drop_emits_drop_then_invalidate_and_ends_the_stream(database):
         assert next_change(restarted)["fullDocument"]["n"] == 2
 
 
-def test_conflicting_start_options_are_refused(database):
+def test_start_after_wins_over_resume_after_as_pymongo_sends_it(database):
+    # pymongo sends one token only (startAfter when given), and no startAtOperationTime with it.
     with database.desks.watch(**FAST) as stream:
-        token = stream.resume_token
-    with pytest.raises(OperationFailure):
-        database.desks.watch(resume_after=token, start_after=token, **FAST).try_next()
+        start = stream.resume_token
+        database.desks.insert_one({"n": 0})
+        first = next_change(stream)
+        database.desks.insert_one({"n": 1})
+        next_change(stream)
+    options = {"resume_after": start, "start_after": first["_id"]}
+    with database.desks.watch(**options, **FAST) as resumed:
+        assert next_change(resumed)["fullDocument"]["n"] == 1
+    moment = first["clusterTime"]
+    with database.desks.watch(
+        resume_after=first["_id"], start_at_operation_time=moment, **FAST
+    ) as s:
+        assert next_change(s)["fullDocument"]["n"] == 1
 
 
 @pytest.mark.parametrize("token", [{"nope": 1}, {"_data": "not hex"}])
