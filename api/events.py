@@ -28,17 +28,22 @@ class EventQueryArgsSchema(Schema):
 
 
 class EventSchema(Schema):
-    """A desk event (docs/events.md)."""
+    """An event of the log (docs/events.md): a desk event, or a `resync`."""
 
     type = fields.String(
-        required=True, validate=validate.OneOf(["desk_created", "desk_updated", "desk_deleted"])
+        required=True,
+        validate=validate.OneOf(["desk_created", "desk_updated", "desk_deleted", "resync"]),
     )
     seq = fields.Integer(required=True, metadata={"minimum": 1})
-    desk_id = fields.String(required=True)
-    version = fields.Integer(required=True)
     at = fields.String(required=True, metadata={"format": "date-time"})
-    desk = fields.Dict(required=True)
-    changes = fields.Dict()
+    desk_id = fields.String(metadata={"description": "desk events"})
+    version = fields.Integer(metadata={"description": "desk events"})
+    desk = fields.Dict(metadata={"description": "desk events"})
+    changes = fields.Dict(metadata={"description": "desk_updated, unless truncated"})
+    truncated = fields.Boolean(
+        metadata={"description": "desk events too large for clients, in reduced form"}
+    )
+    reason = fields.String(metadata={"description": "resync: history_lost or invalidated"})
 
 
 def event_log() -> EventLog:

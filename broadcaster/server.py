@@ -33,7 +33,10 @@ from desks.events import DeskEvent, EventFormatError, decode, hello, reset
 log = logging.getLogger("desks.broadcaster")
 
 POLICY_VIOLATION = 1008
-MAX_MESSAGE_BYTES = 64 * 1024
+MAX_MESSAGE_BYTES = 64 * 1024  # from clients, which have nothing to say
+# From the authenticated publisher: any event the watcher can log (a log entry is a BSON
+# document, at most 16 MiB; the watcher reduces events to DESKS_MAX_EVENT_BYTES anyway).
+MAX_PUBLISHED_BYTES = 16 * 1024 * 1024
 # A replay longer than this is sent with awaited (paced) sends before the final, synchronous
 # hand-over to live; shorter ones go out at once.
 REPLAY_CHUNK = 200
@@ -106,6 +109,7 @@ class Broadcaster:
         """Serve a connection by its path."""
         assert connection.request is not None
         if urlsplit(connection.request.path).path == "/publish":
+            connection.protocol.max_message_size = MAX_PUBLISHED_BYTES
             await self._serve_publisher(connection)
         else:
             await self._serve_client(connection)

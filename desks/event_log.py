@@ -15,6 +15,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from desks.bson_json import to_json
 from desks.events import Event, decode
 
 Document = dict[str, Any]
@@ -110,4 +111,5 @@ def _document(event: Event, token: str) -> Document:
 def _event(document: Document) -> Event:
     data = dict(document)
     data["seq"] = data.pop("_id")
-    return decode(data)
+    # The watcher logs JSON only; a log written by an older version may hold BSON values.
+    return decode(to_json(data))

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from desks.desk import desk_json, iso_utc
+from desks.bson_json import key_text, to_json
+from desks.desk import iso_utc
 
 Json = dict[str, Any]
 
@@ -22,6 +23,10 @@ CREATED = "desk_created"
 UPDATED = "desk_updated"
 DELETED = "desk_deleted"
 RESYNC = "resync"
+# The desk fields an event always carries, even reduced; what REST needs to fetch the rest.
+KEPT_WHEN_REDUCED = ("id", "version", "created_at", "updated_at")
+# A reduced event keeps any other desk field whose JSON is at most this long.
+REDUCED_FIELD_BYTES = 1024
 
 
 class EventFormatError(ValueError):
@@ -38,7 +43,11 @@ class Event:
 
     def to_json(self) -> Json:
         """Return the wire shape: a JSON object with `type` first."""
-        return {"type": self.type, **asdict(self)}
+        data = {"type": self.type, **asdict(self)}
+        if data.pop("truncated", False):
+            data.pop("changes", None)  # a reduced event: the desk must be fetched over REST
+            data["truncated"] = True
+        return data
 
     def encode(self) -> str:
         """Return the event as compact JSON text."""
@@ -60,6 +69,7 @@ class DeskEvent(Event):
     desk_id: str
     version: int
     desk: Json
+    truncated: bool = False  # too large for clients: `changes` and large desk fields left out
 
 
 @dataclass(frozen=True)
@@ -116,9 +126,51 @@ def decode(message: str | bytes | Mapping[str, Any]) -> Event:
         raise EventFormatError(f"bad fields: {error}") from None
     if not (isinstance(event.seq, int) and event.seq >= 1 and isinstance(event.at, str)):
         raise EventFormatError("seq must be a positive integer and at a string")
-    if isinstance(event, DeskEvent) and not isinstance(event.desk, dict):
-        raise EventFormatError("desk must be an object")
+    try:
+        datetime.fromisoformat(event.at.replace("Z", "+00:00"))
+    except ValueError:
+        raise EventFormatError(f"at is not an ISO 8601 time: {event.at[:40]!r}") from None
+    if isinstance(event, DeskEvent):
+        if not isinstance(event.desk, dict) or not isinstance(event.desk_id, str):
+            raise EventFormatError("desk must be an object and desk_id a string")
+        if not isinstance(event.version, int) or isinstance(event.version, bool):
+            raise EventFormatError("version must be an integer")
+    if isinstance(event, DeskUpdated) and not isinstance(event.changes, dict):
+        raise EventFormatError("changes must be an object")
     return event
+
+
+def event_desk(document: Mapping[str, Any]) -> Json:
+    """Return a stored desk as events show it: the REST shape, each value mapped to JSON.
+
+    A document written around the API may lack fields or hold any BSON type: the fields it
+    has are carried (docs/events.md says how each type maps), never a reason to fail.
+    """
+    desk: Json = {"id": key_text(document.get("_id"))}
+    for name in ("name", "width", "height", "version", "created_at", "updated_at"):
+        if name in document:
+            desk[name] = to_json(document[name])
+    return desk
+
+
+def _version(desk: Mapping[str, Any]) -> int:
+    version = desk.get("version")
+    return version if isinstance(version, int) and not isinstance(version, bool) else 0
+
+
+def fit(event: Event, max_bytes: int) -> Event:
+    """Return `event`, or its reduced form when its JSON exceeds `max_bytes` (docs/events.md)."""
+    if not isinstance(event, DeskEvent) or len(event.encode().encode()) <= max_bytes:
+        return event
+    desk = {
+        name: value
+        for name, value in event.desk.items()
+        if name in KEPT_WHEN_REDUCED
+        or len(json.dumps(value, ensure_ascii=False).encode()) <= REDUCED_FIELD_BYTES
+    }
+    if isinstance(event, DeskUpdated):
+        return replace(event, desk=desk, changes={}, truncated=True)
+    return replace(event, desk=desk, truncated=True)
 
 
 def from_change(
@@ -133,27 +185,27 @@ def from_change(
     operation = change["operationType"]
     if operation not in {"insert", "update", "replace", "delete"}:
         return None
-    desk_id = str(change["documentKey"]["_id"])
+    desk_id = key_text(change["documentKey"]["_id"])
     wall = change.get("wallTime") or datetime.fromtimestamp(change["clusterTime"].time, UTC)
     at = iso_utc(wall)
     before = change.get("fullDocumentBeforeChange")
     if operation == "delete":
-        desk = desk_json(before) if before is not None else dict(previous or {"id": desk_id})
-        return DeskDeleted(seq, at, desk_id, int(desk.get("version", 0)), desk)
+        desk = event_desk(before) if before is not None else dict(previous or {"id": desk_id})
+        return DeskDeleted(seq, at, desk_id, _version(desk), desk)
     after = change.get("fullDocument")
     if operation == "insert":
         if after is None:
             raise EventFormatError(f"insert of {desk_id} has no document")
-        desk = desk_json(after)
-        return DeskCreated(seq, at, desk_id, desk["version"], desk)
+        desk = event_desk(after)
+        return DeskCreated(seq, at, desk_id, _version(desk), desk)
     changes = _changes(change.get("updateDescription"), before, after)
     if after is not None:
-        desk = desk_json(after)
+        desk = event_desk(after)
     else:
         desk = {"id": desk_id, **(previous or {}), **changes["set"]}
         for name in changes["removed"]:
             desk.pop(name, None)
-    return DeskUpdated(seq, at, desk_id, int(desk.get("version", 0)), desk, changes)
+    return DeskUpdated(seq, at, desk_id, _version(desk), desk, changes=changes)
 
 
 def _changes(
@@ -163,17 +215,13 @@ def _changes(
 ) -> Json:
     if description is not None:
         updated = dict(description.get("updatedFields", {}))
-        removed = list(description.get("removedFields", []))
+        removed = [str(name) for name in description.get("removedFields", [])]
     else:  # a replace: every field may have changed
         after = after or {}
         updated = {k: v for k, v in after.items() if before is None or before.get(k) != v}
         removed = [k for k in before or {} if k not in after]
     updated.pop("_id", None)
-    changes: Json = {"set": {k: _public(v) for k, v in updated.items()}, "removed": removed}
+    changes: Json = {"set": to_json(updated), "removed": removed}
     if before is not None:
-        changes["previous"] = {k: _public(before[k]) for k in updated if k in before}
+        changes["previous"] = to_json({k: before[k] for k in updated if k in before})
     return changes
-
-
-def _public(value: Any) -> Any:
-    return iso_utc(value) if isinstance(value, datetime) else value

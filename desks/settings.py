@@ -33,6 +33,7 @@ class Settings:
     watcher_health_port: int = 8767
     publish_token: str | None = None
     history_size: int = 10_000
+    max_event_bytes: int = 64 * 1024
 
     @property
     def publish_to(self) -> tuple[str, ...]:
@@ -98,6 +99,9 @@ class Settings:
             ),
             publish_token=env.get("DESKS_PUBLISH_TOKEN") or None,
             history_size=_integer(env, "DESKS_HISTORY_SIZE", cls.history_size, 1, 10_000_000),
+            max_event_bytes=_integer(
+                env, "DESKS_MAX_EVENT_BYTES", cls.max_event_bytes, 4096, 8 * 1024 * 1024
+            ),
         )
 
 

@@ -205,7 +205,13 @@ def _watcher(settings: Settings, args: argparse.Namespace) -> int:
     events = EventLog(store.database)
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     lease = Lease(store.database, owner, settings.lease_ttl_seconds)
-    watcher = Watcher(store, events, Checkpoint(store.database), lease=lease)
+    watcher = Watcher(
+        store,
+        events,
+        Checkpoint(store.database),
+        lease=lease,
+        max_event_bytes=settings.max_event_bytes,
+    )
     # One publisher per broadcaster, each reading the log; standbys publish too, harmlessly.
     publishers = [Publisher(url, settings.publish_token, events) for url in settings.publish_to]
     services = [Service("watcher", watcher.run)]

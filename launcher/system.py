@@ -56,7 +56,11 @@ class System:
             database, f"up:{secrets.token_hex(4)}", self.settings.lease_ttl_seconds
         )
         self._watcher = Watcher(
-            self.store, self.events, Checkpoint(database), lease=self.watcher_lease
+            self.store,
+            self.events,
+            Checkpoint(database),
+            lease=self.watcher_lease,
+            max_event_bytes=self.settings.max_event_bytes,
         )
         return Service("watcher", self._watcher.run)
 

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 
 import pytest
-from bson import ObjectId, Timestamp
+from bson import Decimal128, ObjectId, Timestamp
 
 from desks.events import (
     DeskCreated,
@@ -14,6 +14,7 @@ from desks.events import (
     DeskUpdated,
     EventFormatError,
     decode,
+    fit,
     from_change,
 )
 
@@ -127,9 +128,53 @@ def test_encode_decode_round_trip():
         '{"type": "desk_created", "seq": 1}',
         '{"type": "desk_created", "seq": 0, "desk_id": "x", "version": 1, "at": "", "desk": {}}',
         '{"type": "desk_created", "seq": 1, "desk_id": "x", "version": 1, "at": "", "desk": []}',
+        '{"type": "desk_created", "seq": 1, "desk_id": "x", "version": 1, "at": "14:30",'
+        ' "desk": {}}',
+        '{"type": "desk_updated", "seq": 1, "desk_id": "x", "version": 1,'
+        ' "at": "2026-11-28T14:30:45.123Z", "desk": {}, "changes": []}',
+        '{"type": "desk_created", "seq": 1, "desk_id": "x", "version": "1",'
+        ' "at": "2026-11-28T14:30:45.123Z", "desk": {}}',
+        '{"type": "resync", "seq": 1, "at": 5}',
         b"\xff\xfe",
     ],
 )
 def test_decode_rejects_what_breaks_the_contract(message):
     with pytest.raises(EventFormatError):
         decode(message)
+
+
+def test_a_desk_written_around_the_api_is_an_event_whatever_it_holds():
+    document = {"_id": 7, "name": Decimal128("1.5"), "width": [CREATED], "version": True}
+    event = from_change(change("insert", fullDocument=document, documentKey={"_id": 7}), 1)
+    assert event.desk_id == "7"
+    width = ["2026-11-28T14:30:45.123Z"]
+    assert event.desk == {"id": "7", "name": "1.5", "width": width, "version": True}
+    assert event.version == 0  # not an integer version: 0, as documented
+    assert decode(event.encode()) == event
+
+
+def test_an_event_too_large_for_clients_is_reduced_not_dropped():
+    big = {**DOC, "name": "x" * 100_000}
+    update = change(
+        "update",
+        fullDocument=big,
+        updateDescription={"updatedFields": {"name": big["name"]}, "removedFields": []},
+    )
+    event = from_change(update, 3)
+    reduced = fit(event, 64 * 1024)
+    wire = json.loads(reduced.encode())
+    assert wire["truncated"] is True and "changes" not in wire
+    assert wire["desk"] == {
+        "id": str(KEY),
+        "width": 180,
+        "height": 90,
+        "version": 1,
+        "created_at": "2026-11-28T14:30:45.123Z",
+        "updated_at": "2026-11-28T14:30:45.123Z",
+    }
+    assert (wire["seq"], wire["version"]) == (3, 1)
+    assert len(reduced.encode().encode()) < 1024
+    assert decode(reduced.encode()) == reduced
+    small = from_change(change("insert", fullDocument=DOC), 1)
+    assert fit(small, 64 * 1024) is small
+    assert "truncated" not in json.loads(small.encode())

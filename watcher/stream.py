@@ -12,9 +12,10 @@ from typing import Any
 from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError
 
 from desks.backoff import Backoff
+from desks.bson_json import key_text
 from desks.desk import iso_utc, utc_now
 from desks.event_log import EventLog
-from desks.events import DeskEvent, EventFormatError, Resync, from_change
+from desks.events import DeskEvent, EventFormatError, Resync, fit, from_change
 from desks.store import DESKS, Store
 from watcher.checkpoint import Checkpoint
 from watcher.feed import ChangeFeed
@@ -42,6 +43,7 @@ class Watcher:
         max_await_ms: int = 500,
         backoff: Backoff | None = None,
         lease: Lease | None = None,
+        max_event_bytes: int = 64 * 1024,
     ) -> None:
         self._store = store
         self._events = events
@@ -49,6 +51,7 @@ class Watcher:
         self._max_await_ms = max_await_ms
         self._backoff = backoff or Backoff()
         self._lease = lease
+        self._max_event_bytes = max_event_bytes
         self._renewed = 0.0
         self.role = "starting"  # then active, standby or retrying: what health checks report
         self._prepared = False
@@ -222,7 +225,7 @@ class Watcher:
         states: dict[str, dict[str, Any]] = {}  # desks as this batch leaves them
         seq = self._seq
         for change, token in zip(changes, tokens, strict=True):
-            desk_id = str(change["documentKey"]["_id"])
+            desk_id = key_text(change["documentKey"]["_id"])
             if token in logged:
                 log.info("already logged; skipped", extra={"desk_id": desk_id})
                 continue
@@ -244,7 +247,7 @@ class Watcher:
     def _event(
         self, change: Mapping[str, Any], seq: int, states: Mapping[str, dict[str, Any]]
     ) -> DeskEvent | None:
-        desk_id = str(change["documentKey"]["_id"])
+        desk_id = key_text(change["documentKey"]["_id"])
         previous = None
         if _missing_image(change):
             previous = states.get(desk_id) or self._events.last_state(desk_id)
@@ -252,15 +255,23 @@ class Watcher:
                 "change without image; using the last logged state", extra={"desk_id": desk_id}
             )
         try:
-            return from_change(change, seq, previous)
+            event = from_change(change, seq, previous)
         except (EventFormatError, KeyError, TypeError, ValueError) as error:
-            # Not a desk (written by something other than the API): skip it rather than
-            # stop on it forever, since a restart would read the same change again.
+            # Not a change event MongoDB would send for a document: skip it rather than stop
+            # on it forever, since a restart would read the same change again.
             log.error(
                 "unreadable change skipped",
                 extra={"desk_id": desk_id, "error": f"{type(error).__name__}: {error}"},
             )
             return None
+        reduced = fit(event, self._max_event_bytes) if event is not None else None
+        if reduced is not event:
+            log.warning(
+                "event too large for clients; logged reduced",
+                extra={"desk_id": desk_id, "seq": seq, "limit_bytes": self._max_event_bytes},
+            )
+        assert reduced is None or isinstance(reduced, DeskEvent)
+        return reduced
 
 
 def _missing_image(change: Mapping[str, Any]) -> bool:

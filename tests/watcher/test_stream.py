@@ -208,12 +208,14 @@ def test_an_unusable_checkpoint_starts_over_instead_of_retrying_forever(
     assert [e.type for e in log_of(events)] == ["resync", "desk_created"]
 
 
-def test_a_document_that_is_not_a_desk_is_skipped_not_fatal(store, events, desks):
+def test_a_document_that_is_not_a_desk_is_logged_with_what_it_has(store, events, desks):
     watcher = start(store, events)
     assert watcher.watcher.healthy.wait(10)
-    store.desks.insert_one({"written": "by hand", "no": "desk fields"})
+    key = store.desks.insert_one({"written": "by hand", "no": "desk fields"}).inserted_id
     desks.create({"name": "A", "width": 1, "height": 1})
-    wait_until(lambda: events.head() == 1)
+    wait_until(lambda: events.head() == 2)
     assert watcher.running
     watcher.stop()
-    assert [e.desk["name"] for e in log_of(events)] == ["A"]
+    odd, desk = log_of(events)
+    assert (odd.desk, odd.version) == ({"id": str(key)}, 0)
+    assert desk.desk["name"] == "A"
