@@ -20,6 +20,7 @@ from desks.events import DeskDeleted, DeskEvent, EventFormatError, decode
 log = logging.getLogger("desks.consumer")
 
 REMEMBERED_DESKS = 10_000
+NEW_LOG = object()  # what _handle returns when the consumer must resubscribe from seq 0
 
 
 def subscribe_url(url: str, after: int | None, epoch: str | None) -> str:
@@ -55,7 +56,8 @@ class Consumer:
         self._write(self._text["banner"])
         while True:
             try:
-                await self._session()
+                if await self._session():
+                    continue
                 error = "closed"
             except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, InvalidURI) as exc:
                 error = type(exc).__name__
@@ -63,43 +65,72 @@ class Consumer:
             self._write(self._text["lost"].format(error=error, delay=delay))
             await asyncio.sleep(delay)
 
-    async def _session(self) -> None:
+    async def _session(self) -> bool:
+        """Print one connection's messages; True when it must resubscribe at once."""
         epoch = self.epoch if self.last_seq is not None else None
         url = subscribe_url(self.url, self.last_seq, epoch)
         async with connect(url, open_timeout=5, close_timeout=1, compression=None) as connection:
             self._write(self._text["connected"])
             self._backoff.reset()
             async for message in connection:
-                self._handle(message)
+                if self._handle(message) is NEW_LOG:
+                    return True  # from the new log's start
+        return False
 
-    def _handle(self, message: str | bytes) -> None:
+    def _handle(self, message: str | bytes) -> object:
+        """Print what `message` says; return NEW_LOG when the broadcaster follows a new log."""
+        seq = None
         try:
             data = json.loads(message)
             kind = data.get("type")
             if kind in {"hello", "reset"}:
-                self._position(kind, str(data["epoch"]), int(data["head"]))
-                return
+                epoch, head = data["epoch"], data["head"]
+                if epoch is None:  # the broadcaster awaits its log: a second hello follows
+                    return None
+                return self._position(kind, str(epoch), int(head))
+            seq = data.get("seq")
             event = decode(data)
         except (ValueError, KeyError, TypeError, AttributeError, EventFormatError) as error:
-            log.warning("unreadable message skipped", extra={"error": str(error)})
-            return
+            self._unreadable(seq, error)
+            return None
         if self.last_seq is not None and event.seq <= self.last_seq:
-            return  # already printed: the broadcaster never repeats, but be safe across resets
-        if not isinstance(event, DeskEvent):
-            self._write(render(event, self._lang) + "\n")
-            self._desks.clear()  # a resync: what we remember may be stale
+            return None  # already printed: the broadcaster never repeats, but be safe
+        try:
+            if not isinstance(event, DeskEvent):
+                text = render(event, self._lang)
+                self._desks.clear()  # a resync: what we remember may be stale
+            else:
+                text = render(event, self._lang, self._desks.get(event.desk_id))
+                self._remember(
+                    event.desk_id, None if isinstance(event, DeskDeleted) else event.desk
+                )
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            self._unreadable(event.seq, error)
         else:
-            self._write(render(event, self._lang, self._desks.get(event.desk_id)) + "\n")
-            self._remember(event.desk_id, None if isinstance(event, DeskDeleted) else event.desk)
-        self.last_seq = event.seq
+            self._write(text + "\n")
+        self.last_seq = event.seq  # printed or not, never asked for again
+        return None
 
-    def _position(self, kind: str, epoch: str, head: int) -> None:
+    def _unreadable(self, seq: object, error: Exception) -> None:
+        where = f" (seq {seq})" if isinstance(seq, int) else ""
+        reason = f"{type(error).__name__}: {error}"[:200]
+        self._write(self._text["unreadable"].format(where=where, error=reason))
+        log.warning("unreadable message skipped", extra={"seq": seq, "error": reason})
+
+    def _position(self, kind: str, epoch: str, head: int) -> object:
+        if self.epoch is not None and epoch != self.epoch and self.last_seq is not None:
+            # Another log (a new store): what it holds is all new to us, from its first event.
+            self.epoch, self.last_seq = epoch, 0
+            self._desks.clear()
+            self._write(self._text["new_log"])
+            return NEW_LOG
         self.epoch = epoch
         if kind == "reset":
             self.last_seq = head
             self._write(self._text["reset"].format(head=head))
         elif self.last_seq is None:
             self.last_seq = head  # live from here; a reconnect resumes after it
+        return None
 
     def _remember(self, desk_id: str, desk: dict[str, Any] | None) -> None:
         self._desks.pop(desk_id, None)

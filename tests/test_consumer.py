@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from desks.consumer import Consumer, subscribe_url
+from desks.consumer import NEW_LOG, Consumer, subscribe_url
 from desks.events import DeskCreated
 
 DESK = {"id": "a" * 24, "name": "Mesa", "width": 1, "height": 2, "version": 1}
@@ -44,9 +44,37 @@ def test_reset_moves_to_the_head_and_says_so():
     assert "Historial no disponible" in lines[-1]
 
 
-def test_garbage_from_the_server_is_skipped():
+def test_garbage_from_the_server_is_one_warning_line_each_and_the_loop_goes_on():
     c, lines = consumer(after=0)
-    for junk in ("not json", "[]", '{"type": "hello"}', '{"type": "desk_created"}', "null"):
-        c._handle(junk)
+    junk = ["not json", "[]", '{"type": "hello"}', '{"type": "desk_created"}', "null"]
+    for message in junk:
+        c._handle(message)
+    bad_at = {**event(1).to_json(), "at": "yesterday"}
+    list_changes = {**event(2).to_json(), "type": "desk_updated", "changes": ["width"]}
+    odd_set = {**list_changes, "seq": 3, "changes": {"set": ["width"]}}
+    for message in (bad_at, list_changes, odd_set):
+        c._handle(json.dumps(message))
+    c._handle(event(4).encode())
+    assert len(lines) == len(junk) + 4
+    assert all(line.startswith("⚠️  Mensaje ilegible omitido") for line in lines[:-1])
+    assert "(seq 1)" in lines[len(junk)] and "(seq 3)" in lines[-2]
+    assert "Nueva mesa creada" in lines[-1]
+    assert c.last_seq == 4
+
+
+def test_a_new_log_is_printed_from_its_start():
+    c, lines = consumer()
+    c._handle(json.dumps({"type": "hello", "head": 40, "epoch": "old"}))
+    c._handle(event(41).encode())
+    # An embedded store started afresh: the broadcaster now follows another log.
+    assert c._handle(json.dumps({"type": "hello", "head": 2, "epoch": "new"})) is NEW_LOG
+    assert (c.last_seq, c.epoch) == (0, "new")
+    assert subscribe_url(c.url, c.last_seq, c.epoch) == "ws://127.0.0.1:8765/?after=0&epoch=new"
     c._handle(event(1).encode())
-    assert len(lines) == 1
+    assert c.last_seq == 1 and lines[-1].count("Nueva mesa creada") == 1
+
+
+def test_a_hello_without_a_log_yet_changes_nothing():
+    c, lines = consumer(after=5)
+    c._handle(json.dumps({"type": "hello", "head": None, "epoch": None}))
+    assert (c.last_seq, c.epoch, lines) == (5, None, [])

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from desks.settings import Settings
+from desks.store import open_store
+from launcher.system import System
 from tests.conftest import wait_until
 from tests.e2e.conftest import http
 
@@ -109,3 +112,31 @@ def test_consume_after_replays_then_follows(system, consume):
     output = consume(system.broadcaster_url, "--after", "1", "--lang", "en")
     wait_until(lambda: output().count("New desk created") == 2)
     assert re.findall(r"New desk created: (\w+)", output()) == ["D1", "D2"]
+
+
+def test_a_new_log_is_printed_from_its_first_event(consume):
+    def up(broadcaster_port):
+        settings = Settings(embedded_path=":memory:", api_port=0, broadcaster_port=broadcaster_port)
+        system = System(settings, open_store(settings))
+        system.start()
+        return system
+
+    first = up(0)
+    output = consume(first.broadcaster_url)
+    wait_until(lambda: "Conectado" in output())
+    http("POST", f"{first.api_url}/api/desks", {"name": "Vieja", "width": 1, "height": 1})
+    wait_until(lambda: "Vieja" in output())
+    first.stop()
+    first.store.close()
+
+    second = up(first.broadcaster_port)  # a new in-memory store: a new log, a new epoch
+    try:
+        for name in ("Nueva1", "Nueva2"):
+            http("POST", f"{second.api_url}/api/desks", {"name": name, "width": 1, "height": 1})
+        wait_until(lambda: "Nueva2" in output(), timeout=20)
+        assert re.findall(r"Nueva mesa creada: (\w+)", output()) == ["Vieja", "Nueva1", "Nueva2"]
+        assert "Nuevo registro de eventos" in output()
+        assert "Historial no disponible" not in output()
+    finally:
+        second.stop()
+        second.store.close()
