@@ -12,11 +12,21 @@ STOP_TIMEOUT = 4.0
 
 
 class Service:
-    """A long-running loop `run(stop)` in a daemon thread, started and stopped on demand."""
+    """A long-running loop `run(stop)` in a daemon thread, started and stopped on demand.
 
-    def __init__(self, name: str, run: Callable[[threading.Event], None]) -> None:
+    Loops retry what fails; one that raises anyway, or returns before it was asked to stop,
+    calls `on_crash`, which takes the process down rather than leave it half alive.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        run: Callable[[threading.Event], None],
+        on_crash: Callable[[], None] | None = None,
+    ) -> None:
         self.name = name
         self._run = run
+        self._on_crash = on_crash
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -36,6 +46,12 @@ class Service:
             self._run(self._stop)
         except Exception:
             log.exception("service crashed", extra={"service": self.name})
+        else:
+            if self._stop.is_set():
+                return
+            log.error("service ended unasked", extra={"service": self.name})
+        if self._on_crash is not None:
+            self._on_crash()
 
     def signal_stop(self) -> None:
         """Ask the loop to stop, without waiting."""

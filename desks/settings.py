@@ -6,6 +6,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from pymongo import uri_parser
+from pymongo.errors import ConfigurationError, InvalidURI
+
 
 class SettingsError(ValueError):
     """An environment variable holds a value desks cannot use."""
@@ -34,6 +37,7 @@ class Settings:
     publish_token: str | None = None
     history_size: int = 10_000
     max_event_bytes: int = 64 * 1024
+    publisher_max_lag: int = 1000
 
     @property
     def publish_to(self) -> tuple[str, ...]:
@@ -55,7 +59,7 @@ class Settings:
         """Read settings from `environ` (default: os.environ), naming any invalid variable."""
         env = os.environ if environ is None else environ
         return cls(
-            mongodb_uri=env.get("MONGODB_URI") or None,
+            mongodb_uri=_mongodb_uri(env.get("MONGODB_URI") or None),
             database=_name(env, "DESKS_DB", cls.database),
             server_selection_timeout_ms=_integer(
                 env,
@@ -99,6 +103,9 @@ class Settings:
             ),
             publish_token=env.get("DESKS_PUBLISH_TOKEN") or None,
             history_size=_integer(env, "DESKS_HISTORY_SIZE", cls.history_size, 1, 10_000_000),
+            publisher_max_lag=_integer(
+                env, "DESKS_PUBLISHER_MAX_LAG", cls.publisher_max_lag, 1, 10_000_000
+            ),
             max_event_bytes=_integer(
                 env, "DESKS_MAX_EVENT_BYTES", cls.max_event_bytes, 4096, 8 * 1024 * 1024
             ),
@@ -130,6 +137,22 @@ def _name(env: Mapping[str, str], name: str, default: str) -> str:
     # MongoDB rejects these characters in database names; fail at start-up, not at first write.
     if not raw or len(raw) > 63 or any(c in raw for c in '/\\. "$*<>:|?\0'):
         raise SettingsError(f"{name} is not a valid MongoDB database name: {raw!r}")
+    return raw
+
+
+def _mongodb_uri(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if not raw.startswith(("mongodb://", "mongodb+srv://")):
+        raise SettingsError(
+            f"MONGODB_URI must start with mongodb:// or mongodb+srv://, got {raw!r}"
+        )
+    if raw.startswith("mongodb://"):  # +srv would need DNS here; pymongo checks it at connect
+        try:
+            uri_parser.parse_uri(raw)
+        except (InvalidURI, ConfigurationError, ValueError) as error:
+            raise SettingsError(f"MONGODB_URI is not a valid MongoDB URI: {error}") from None
     return raw
 
 

@@ -141,6 +141,23 @@ def _stop_on_signal() -> threading.Event:
     return stopping
 
 
+class _Crash:
+    """What a service that dies calls: stop the process, and make its exit status say so."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self._stopping = stopping
+        self.happened = False
+
+    def __call__(self) -> None:
+        self.happened = True
+        self._stopping.set()
+
+    @property
+    def status(self) -> int:
+        """Return the process's exit status: 1 after a crash, else 0."""
+        return 1 if self.happened else 0
+
+
 def _up(settings: Settings, args: argparse.Namespace) -> int:
     from desks.store import open_store
     from launcher.system import System
@@ -149,25 +166,27 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
         settings, api_host=args.host, api_port=args.port, broadcaster_port=args.ws_port
     )
     stopping = _stop_on_signal()
+    crash = _Crash(stopping)
     store = open_store(settings)
     try:
-        system = System(settings, store)
-        system.start()
+        system = System(settings, store, on_crash=crash)
+        started = system.start(give_up=stopping)
     except OSError as error:
         print(f"desks: cannot start: {error}", file=sys.stderr)
         return 1
-    where = settings.embedded_path if settings.embedded else "MongoDB"
-    print(f"desks is up on the {store.kind} store ({where})", flush=True)
-    print(f"  API          {system.api_url}/api/desks", flush=True)
-    print(f"  docs         {system.api_url}/docs", flush=True)
-    print(f"  live events  {system.broadcaster_url}", flush=True)
-    print("ready", flush=True)
-    log.info("ready", extra={"api": system.api_url, "broadcaster": system.broadcaster_url})
-    stopping.wait()
+    if started:
+        where = settings.embedded_path if settings.embedded else "MongoDB"
+        print(f"desks is up on the {store.kind} store ({where})", flush=True)
+        print(f"  API          {system.api_url}/api/desks", flush=True)
+        print(f"  docs         {system.api_url}/docs", flush=True)
+        print(f"  live events  {system.broadcaster_url}", flush=True)
+        print("ready", flush=True)
+        log.info("ready", extra={"api": system.api_url, "broadcaster": system.broadcaster_url})
+        stopping.wait()
     system.stop()
     store.close()
-    log.info("stopped")
-    return 0
+    log.info("stopped", extra={"crashed": crash.happened})
+    return crash.status
 
 
 def _api(settings: Settings, args: argparse.Namespace) -> int:
@@ -201,6 +220,7 @@ def _watcher(settings: Settings, args: argparse.Namespace) -> int:
 
     assert settings.publish_token is not None
     stopping = _stop_on_signal()
+    crash = _Crash(stopping)
     store = open_store(settings)
     events = EventLog(store.database)
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -212,11 +232,21 @@ def _watcher(settings: Settings, args: argparse.Namespace) -> int:
         lease=lease,
         max_event_bytes=settings.max_event_bytes,
     )
-    # One publisher per broadcaster, each reading the log; standbys publish too, harmlessly.
-    publishers = [Publisher(url, settings.publish_token, events) for url in settings.publish_to]
-    services = [Service("watcher", watcher.run)]
-    services += [Service(f"publisher {p.url}", p.run) for p in publishers]
-    health = HealthServer(args.health_host, settings.watcher_health_port, watcher, publishers)
+    # One publisher per broadcaster, each reading the log; only the lease holder's publish.
+    publishers = [
+        Publisher(url, settings.publish_token, events, may_publish=lambda: watcher.leading)
+        for url in settings.publish_to
+    ]
+    services = [Service("watcher", watcher.run, crash)]
+    services += [Service(f"publisher {p.url}", p.run, crash) for p in publishers]
+    health = HealthServer(
+        args.health_host,
+        settings.watcher_health_port,
+        watcher,
+        publishers,
+        events,
+        settings.publisher_max_lag,
+    )
     health.start()
     for service in services:
         service.start()
@@ -228,26 +258,28 @@ def _watcher(settings: Settings, args: argparse.Namespace) -> int:
         service.stop()
     health.stop()
     store.close()
-    return 0
+    return crash.status
 
 
 def _broadcaster(settings: Settings, args: argparse.Namespace) -> int:
     from broadcaster.server import Broadcaster, Limits
     from desks.event_log import EventLog
+    from desks.service import Service
     from desks.store import open_store
 
     assert settings.publish_token is not None
     stopping = _stop_on_signal()
+    crash = _Crash(stopping)
     # On a shared store it refills its history from the event log at start; alone, the
     # publisher gives it the window it retains when it connects.
     events = EventLog(open_store(settings).database) if settings.shared_store else None
     limits = Limits(max_buffer=settings.client_buffer_bytes)
     server = Broadcaster(settings.publish_token, settings.history_size, events, limits)
-    thread = threading.Thread(target=server.run, args=(args.host, args.port, stopping), name="ws")
-    thread.start()
+    service = Service("broadcaster", lambda stop: server.run(args.host, args.port, stop), crash)
+    service.start()
     stopping.wait()
-    thread.join(5)
-    return 0
+    service.stop(5)
+    return crash.status
 
 
 def _consume(settings: Settings, args: argparse.Namespace) -> int:

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
+import time
+from collections.abc import Callable
 
 from api import create_app
 from api.server import InProcessServer
@@ -22,16 +25,19 @@ from watcher.stream import Watcher
 
 log = logging.getLogger("desks.system")
 
-# How long start() waits for the watcher's stream before serving writes anyway (store down).
-WATCHER_START_TIMEOUT = 10.0
+# While start() waits for the watcher's stream (the store is down), it says so this often.
+WAITING_LOG_INTERVAL = 10.0
 
 
 class System:
     """API, watcher, publisher and broadcaster on one store, in this process."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, on_crash: Callable[[], None] | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
+        self._on_crash = on_crash  # a component died for good: the process must go down
         # In one process nothing else needs the token: a fresh secret is as good as any.
         self.publish_token = settings.publish_token or secrets.token_urlsafe(24)
         self.events = EventLog(store.database)
@@ -62,7 +68,7 @@ class System:
             lease=self.watcher_lease,
             max_event_bytes=self.settings.max_event_bytes,
         )
-        return Service("watcher", self._watcher.run)
+        return Service("watcher", self._watcher.run, self._on_crash)
 
     def _broadcaster_service(self, port: int) -> Service:
         self._broadcaster = Broadcaster(
@@ -72,7 +78,9 @@ class System:
             limits=Limits(max_buffer=self.settings.client_buffer_bytes),
         )
         host = self.settings.broadcaster_host
-        return Service("broadcaster", lambda stop: self._broadcaster.run(host, port, stop))
+        return Service(
+            "broadcaster", lambda stop: self._broadcaster.run(host, port, stop), self._on_crash
+        )
 
     @property
     def broadcaster_server(self) -> Broadcaster:
@@ -85,28 +93,40 @@ class System:
         assert self._broadcaster.port is not None
         return self._broadcaster.port
 
-    def start(self) -> None:
-        """Start every component; the API last, once the watcher is ready.
+    def start(self, give_up: threading.Event | None = None) -> bool:
+        """Start every component, the API last, once the watcher's stream is open.
 
-        Ready means tailing (a write accepted before the stream opens would never be logged
-        when the watcher starts from "now": a new store, or after a resync) or standing by
-        while another watcher holds the lease (a crashed one's, until it expires).
+        A write accepted before the stream opens would never be logged when the watcher starts
+        from "now" (a new store, or after a resync), so the API waits for it, however long the
+        store takes, unless `give_up` is set first (False). Ready also means standing by while
+        another watcher holds the lease (a crashed one's, until it expires).
         """
         self.broadcaster.start()
         self._await_broadcaster(self.settings.broadcaster_port)
         self.watcher.start()
-        if not self._watcher.wait_ready(WATCHER_START_TIMEOUT):
-            log.warning(
-                "serving before the watcher tails; writes until it does may not be logged",
-                extra={"waited_s": WATCHER_START_TIMEOUT, "role": self._watcher.role},
-            )
+        began = said = time.monotonic()
+        while not self._watcher.wait_ready(0.2):
+            if give_up is not None and give_up.is_set():
+                return False
+            if time.monotonic() - said >= WAITING_LOG_INTERVAL:
+                said = time.monotonic()
+                log.warning(
+                    "waiting for the watcher's change stream before serving",
+                    extra={"waited_s": round(said - began), "role": self._watcher.role},
+                )
         self.publisher = self._publisher_service()
         self.publisher.start()
         self.api.start()
+        return True
 
     def _publisher_service(self) -> Service:
-        publisher = Publisher(self.broadcaster_url, self.publish_token, self.events)
-        return Service("publisher", publisher.run)
+        publisher = Publisher(
+            self.broadcaster_url,
+            self.publish_token,
+            self.events,
+            may_publish=lambda: self._watcher.leading,  # whichever watcher runs now
+        )
+        return Service("publisher", publisher.run, self._on_crash)
 
     def restart_watcher(self) -> None:
         """Stop the watcher and start a fresh one, as a process restart would."""

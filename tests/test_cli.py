@@ -92,10 +92,22 @@ def test_replay_reports_an_unreachable_api():
     assert "cannot read" in result.stderr
 
 
-def test_invalid_environment_exits_2_naming_the_variable():
-    result = desks("up", env={"DESKS_API_PORT": "x"})
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DESKS_API_PORT", "x"),
+        ("MONGODB_URI", "not-a-uri"),
+        ("MONGODB_URI", "mongodb://host:99999/"),
+        ("MONGODB_URI", "mongodb://host/?maxPoolSize=abc"),
+        ("DESKS_MAX_EVENT_BYTES", "10"),
+        ("DESKS_PUBLISHER_MAX_LAG", "0"),
+    ],
+)
+def test_invalid_environment_exits_2_naming_the_variable(name, value):
+    result = desks("up", env={name: value})
     assert result.returncode == 2
-    assert "DESKS_API_PORT" in result.stderr
+    assert name in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.fixture
@@ -160,6 +172,18 @@ def test_broadcaster_process_serves_probes_and_stops_on_sigterm(tmp_path):
         wait_until(lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 200)
         process.send_signal(signal.SIGTERM)
         assert process.wait(5) == 0
+
+
+def test_broadcaster_on_a_busy_port_exits_1_rather_than_hang(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DESKS_PUBLISH_TOKEN": "t"}
+    env["DESKS_EMBEDDED_PATH"] = str(tmp_path / "store.sqlite3")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        with spawned(tmp_path / "broadcaster.log", env, "broadcaster", "--port", port) as process:
+            assert process.wait(20) == 1  # its thread died: the process goes down with it
+    assert "cannot listen" in (tmp_path / "broadcaster.log").read_text()
 
 
 def test_up_on_a_busy_port_says_so_and_exits_1():

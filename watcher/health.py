@@ -1,4 +1,5 @@
-"""The watcher process's probes: `/healthz` (alive) and `/readyz` (tailing or a ready standby)."""
+"""The watcher process's probes: `/healthz` (alive) and `/readyz` (events flowing, or a ready
+standby)."""
 
 from __future__ import annotations
 
@@ -7,26 +8,62 @@ import threading
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from pymongo.errors import PyMongoError
+
+from desks.event_log import EventLog
 from watcher.publisher import Publisher
 from watcher.stream import Watcher
 
 
-def readiness(watcher: Watcher, publishers: Sequence[Publisher]) -> tuple[int, dict[str, object]]:
-    """Return (HTTP status, body): ready while tailing, or while standing by for a takeover."""
-    ready = watcher.ready
+def readiness(
+    watcher: Watcher, publishers: Sequence[Publisher], events: EventLog, max_lag: int
+) -> tuple[int, dict[str, object]]:
+    """Return (HTTP status, body): 200 while events flow to a broadcaster or while standing by.
+
+    An active watcher whose publishers reach no broadcaster, or lag the log by more than
+    `max_lag` events, logs changes that nobody is told about: not ready, and the body says why.
+    """
+    problems: list[str] = []
+    lags: dict[str, int | None] = {p.url: None for p in publishers}
+    if not watcher.ready:
+        problems.append(f"watcher is {watcher.role}")
+    elif watcher.leading and publishers:
+        try:
+            head = events.head()
+        except PyMongoError as error:
+            head = None
+            problems.append(f"event log unreadable: {type(error).__name__}")
+        for publisher in publishers:
+            position = publisher.position
+            if head is not None and position is not None:
+                lags[publisher.url] = max(0, head - position)
+        if not any(lag is not None for lag in lags.values()) and head is not None:
+            problems.append("publisher reaches no broadcaster")
+        for url, lag in lags.items():
+            if lag is not None and lag > max_lag:
+                problems.append(f"publisher to {url} lags {lag} events (limit {max_lag})")
     body: dict[str, object] = {
-        "status": "ready" if ready else "unavailable",
+        "status": "unavailable" if problems else "ready",
         "role": watcher.role,
-        "broadcasters": {p.url: p.connected.is_set() for p in publishers},
+        "broadcasters": {
+            url: {"connected": lag is not None, "lag": lag} for url, lag in lags.items()
+        },
+        "problems": problems,
     }
-    return (200 if ready else 503), body
+    return (503 if problems else 200), body
 
 
 class HealthServer:
     """A tiny HTTP server in a background thread answering the two probes."""
 
     def __init__(
-        self, host: str, port: int, watcher: Watcher, publishers: Sequence[Publisher]
+        self,
+        host: str,
+        port: int,
+        watcher: Watcher,
+        publishers: Sequence[Publisher],
+        events: EventLog,
+        max_lag: int,
     ) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
@@ -34,7 +71,7 @@ class HealthServer:
                 if self.path == "/healthz":
                     status, body = 200, {"status": "alive"}
                 elif self.path == "/readyz":
-                    status, body = readiness(watcher, publishers)
+                    status, body = readiness(watcher, publishers, events, max_lag)
                 else:
                     status, body = 404, {"status": "unknown path"}
                 payload = json.dumps(body).encode()

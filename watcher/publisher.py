@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
@@ -20,6 +21,8 @@ from desks.event_log import EventLog
 log = logging.getLogger("desks.publisher")
 
 BATCH = 500
+# How often a standby's publisher looks whether its watcher took the lease over.
+LEADERSHIP_POLL = 0.1
 PUBLISH_PATH = "publish"
 
 
@@ -39,19 +42,27 @@ class Publisher:
         events: EventLog,
         backoff: Backoff | None = None,
         idle_wait: float = 0.5,
+        may_publish: Callable[[], bool] = lambda: True,
     ) -> None:
         self.url = publish_url(broadcaster_url)
         self._token = token
         self._events = events
         self._backoff = backoff or Backoff()
         self._idle_wait = idle_wait
+        # Only the lease holder publishes: a standby's publisher would evict the active one's
+        # from the broadcaster (the newest publisher wins) and the two would take turns.
+        self._may_publish = may_publish
         self.connected = threading.Event()
+        self.position: int | None = None  # the last seq the broadcaster has, while connected
 
     def run(self, stop: threading.Event) -> None:
         """Publish until `stop` is set, reconnecting with capped exponential backoff."""
-        epoch = self._events.epoch()
         while not stop.is_set():
+            if not self._may_publish():
+                stop.wait(LEADERSHIP_POLL)
+                continue
             try:
+                epoch = self._events.epoch()  # a store call too: under the same retry rule
                 with connect(
                     self.url,
                     additional_headers={"Authorization": f"Bearer {self._token}"},
@@ -61,30 +72,40 @@ class Publisher:
                 ) as connection:
                     self._publish(connection, epoch, stop)
             except Exception as error:  # one rule for long-running loops: log, back off, go on
-                self.connected.clear()
+                self._disconnected()
                 if stop.is_set():
                     break  # shutting down alongside the broadcaster: nothing to report
                 delay = self._backoff.next()
                 expected = (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, InvalidURI)
                 log.warning(
-                    "broadcaster unreachable; retrying",
+                    "publishing failed; retrying",
                     extra={"url": self.url, "error": repr(error), "retry_in_s": round(delay, 2)},
                     exc_info=not isinstance(error, expected),
                 )
                 stop.wait(delay)
+            else:
+                self._disconnected()
+        self._disconnected()
+
+    def _disconnected(self) -> None:
         self.connected.clear()
+        self.position = None
 
     def _publish(self, connection: ClientConnection, epoch: str, stop: threading.Event) -> None:
         ready = json.loads(connection.recv(timeout=5))
         position = self._start(connection, ready, epoch)
+        self.position = position
         self.connected.set()
         self._backoff.reset()
         log.info("publishing", extra={"url": self.url, "after_seq": position})
         while not stop.is_set():
+            if not self._may_publish():
+                log.info("lease lost; publishing stopped", extra={"url": self.url})
+                return
             batch = self._events.after(position, BATCH)
             for event in batch:
                 connection.send(event.encode())
-                position = event.seq
+                position = self.position = event.seq
             if not batch:
                 self._events.wait(self._idle_wait)
                 connection.ping()  # notice a dead broadcaster while idle, not at the next event

@@ -6,26 +6,24 @@ DESKS_TEST_MONGODB_URI names one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
+from websockets.sync.client import connect
 
 from api.repository import DeskRepository
 from desks.event_log import EventLog
 from desks.settings import Settings
 from desks.store import open_store
 from tests.conftest import free_port, wait_until
-from tests.processes import http_status
+from tests.processes import desks_env, http_status, spawned
 
-ROOT = Path(__file__).resolve().parents[2]
 URI = os.environ.get("DESKS_TEST_MONGODB_URI")
 
 
@@ -60,29 +58,36 @@ def test_kill_9_of_the_active_watcher_loses_and_repeats_nothing(tmp_path, backen
     store = open_store(settings)
     desks = DeskRepository(store.desks)
     events = EventLog(store.database)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
+    ws_port = free_port()
+    env = desks_env(
         **store_env,
-        "DESKS_PUBLISH_TOKEN": "failover-test",
-        "DESKS_BROADCASTER_URL": f"ws://127.0.0.1:{free_port()}/",  # none: publishing retries
-        "DESKS_LEASE_TTL_SECONDS": "3",
-    }
-    watchers = []
-    try:
+        DESKS_PUBLISH_TOKEN="failover-test",
+        DESKS_BROADCASTER_URL=f"ws://127.0.0.1:{ws_port}/",
+        DESKS_LEASE_TTL_SECONDS="3",
+    )
+    with contextlib.ExitStack() as stack:
+        stack.callback(store.close)
+        broadcaster_log = tmp_path / "broadcaster.log"
+        stack.enter_context(spawned(broadcaster_log, env, "broadcaster", "--port", str(ws_port)))
+        wait_until(lambda: http_status(f"http://127.0.0.1:{ws_port}/healthz") == 200, 30)
+        watchers = []
         for name in ("first", "second"):
             port = free_port()
-            with (tmp_path / f"{name}.log").open("w") as log:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "launcher.cli", "watcher"],
-                    env={**env, "DESKS_WATCHER_HEALTH_PORT": str(port)},
-                    stderr=log,
+            process = stack.enter_context(
+                spawned(
+                    tmp_path / f"{name}.log",
+                    {**env, "DESKS_WATCHER_HEALTH_PORT": str(port)},
+                    "watcher",
                 )
+            )
             watchers.append((process, port))
-            # Ready: tailing (the first, so no write precedes its stream) or standing by.
+            # Ready: tailing and publishing (the first, so no write precedes its stream), or
+            # standing by.
             wait_until(lambda p=port: http_status(f"http://127.0.0.1:{p}/readyz") == 200, 30)
         (first, first_port), (second, second_port) = watchers
         assert (role(first_port), role(second_port)) == ("active", "standby")
+        client = stack.enter_context(connect(f"ws://127.0.0.1:{ws_port}/", open_timeout=5))
+        assert json.loads(client.recv(timeout=10))["type"] == "hello"
 
         for n in range(100):
             desks.create({"name": f"before {n}", "width": 1, "height": 1})
@@ -97,9 +102,10 @@ def test_kill_9_of_the_active_watcher_loses_and_repeats_nothing(tmp_path, backen
         logged = events.after(0, 1000)
         assert [e.seq for e in logged] == list(range(1, 201))
         assert len({e.desk_id for e in logged}) == 200
-    finally:
-        for process, _ in watchers:
-            if process.poll() is None:
-                process.kill()
-            process.wait(10)
-        store.close()
+        delivered = [json.loads(client.recv(timeout=30)) for _ in range(200)]
+        assert [event["seq"] for event in delivered] == list(range(1, 201))
+        with pytest.raises(TimeoutError):
+            client.recv(timeout=0.3)  # and nothing twice
+        # Only the lease holder publishes: one publisher connection per holder, no evictions.
+        connections = broadcaster_log.read_text().count('msg="publisher connected"')
+        assert connections == 2, broadcaster_log.read_text()
