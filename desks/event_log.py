@@ -17,6 +17,7 @@ from pymongo.errors import DuplicateKeyError
 
 from desks.bson_json import to_json
 from desks.events import Event, decode
+from desks.store import majority
 
 Document = dict[str, Any]
 
@@ -28,8 +29,9 @@ class EventLog:
     """Append-only, gap-free log of desk events, unique on seq and on the change's resume token."""
 
     def __init__(self, database: Database[Document]) -> None:
-        self._events = database[EVENTS]
-        self._meta = database[META]
+        # Appended with w:majority, read with read concern majority (see store.majority).
+        self._events = majority(database[EVENTS])
+        self._meta = majority(database[META])
         # Wakes in-process readers (the publisher) as soon as an event is appended.
         self.appended = threading.Condition()
 

@@ -38,6 +38,7 @@ class Settings:
     history_size: int = 10_000
     max_event_bytes: int = 64 * 1024
     publisher_max_lag: int = 1000
+    checkpoint_idle_seconds: int = 60
 
     @property
     def publish_to(self) -> tuple[str, ...]:
@@ -103,6 +104,9 @@ class Settings:
             ),
             publish_token=env.get("DESKS_PUBLISH_TOKEN") or None,
             history_size=_integer(env, "DESKS_HISTORY_SIZE", cls.history_size, 1, 10_000_000),
+            checkpoint_idle_seconds=_integer(
+                env, "DESKS_CHECKPOINT_IDLE_SECONDS", cls.checkpoint_idle_seconds, 1, 86_400
+            ),
             publisher_max_lag=_integer(
                 env, "DESKS_PUBLISHER_MAX_LAG", cls.publisher_max_lag, 1, 10_000_000
             ),

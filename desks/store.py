@@ -8,6 +8,8 @@ from typing import Any, cast
 from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
 
 from desks.settings import Settings
 from embedded import EmbeddedClient
@@ -37,6 +39,17 @@ class Store:
     def close(self) -> None:
         """Release the client's connections."""
         self.client.close()
+
+
+def majority(collection: Collection[Document]) -> Collection[Document]:
+    """Return `collection` writing with w:majority and reading majority-committed data only.
+
+    On a replica set, what a failover can roll back: an event a client saw must never be
+    replaced by another with the same seq. The embedded store is one node: the same thing.
+    """
+    return collection.with_options(
+        write_concern=WriteConcern("majority"), read_concern=ReadConcern("majority")
+    )
 
 
 def open_store(settings: Settings, embedded: EmbeddedClient | None = None) -> Store:

@@ -228,7 +228,7 @@ def _watcher(settings: Settings, args: argparse.Namespace) -> int:
     watcher = Watcher(
         store,
         events,
-        Checkpoint(store.database),
+        Checkpoint(store.database, idle_interval=settings.checkpoint_idle_seconds, lease=lease),
         lease=lease,
         max_event_bytes=settings.max_event_bytes,
     )

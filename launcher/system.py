@@ -64,7 +64,11 @@ class System:
         self._watcher = Watcher(
             self.store,
             self.events,
-            Checkpoint(database),
+            Checkpoint(
+                database,
+                idle_interval=self.settings.checkpoint_idle_seconds,
+                lease=self.watcher_lease,
+            ),
             lease=self.watcher_lease,
             max_event_bytes=self.settings.max_event_bytes,
         )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from desks.desk import utc_now
+from desks.store import majority
+from watcher.lease import Lease, LeaseLost
 
 Document = dict[str, Any]
 
@@ -18,17 +21,31 @@ CHECKPOINTS = "watcher_checkpoints"
 class Checkpoint:
     """One saved resume token per watched collection, and whether a resync is owed.
 
-    Saves are throttled to one per `interval` seconds: each is a write (and on MongoDB a
-    majority commit), and the log's unique token index already makes a change read again
-    after a crash harmless. A crash re-reads at most `interval` seconds of changes.
+    Saves after logged changes are throttled to one per `interval` seconds: each is a write
+    (and on MongoDB a majority commit), and the log's unique token index already makes a change
+    read again after a crash harmless. A crash re-reads at most `interval` seconds of changes.
+    While nothing changes, the token still moves (empty polls) but is saved only once per
+    `idle_interval`, to stay inside the oplog window: an idle watcher writes almost nothing.
+
+    With a `lease`, every write is fenced by its term: a holder that lost the lease cannot
+    move the checkpoint or owe a resync once a newer holder has written (LeaseLost).
     """
 
     def __init__(
-        self, database: Database[Document], name: str = "desks", interval: float = 1.0
+        self,
+        database: Database[Document],
+        name: str = "desks",
+        interval: float = 1.0,
+        idle_interval: float = 60.0,
+        lease: Lease | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._checkpoints = database[CHECKPOINTS]
+        self._checkpoints = majority(database[CHECKPOINTS])
         self._name = name
         self._interval = interval
+        self._idle_interval = idle_interval
+        self._lease = lease
+        self._clock = clock
         self._saved: Mapping[str, Any] | None = None
         self._pending: Mapping[str, Any] | None = None
         self._saved_at = float("-inf")
@@ -39,6 +56,7 @@ class Checkpoint:
         found = self._checkpoints.find_one({"_id": self._name}) or {}
         self._saved = found.get("resume_token")
         self._pending = None
+        self._saved_at = self._clock()
         self.resync_reason = found.get("resync")
         return self._saved
 
@@ -47,20 +65,23 @@ class Checkpoint:
         if token is None or (token == self._saved and self.resync_reason is None):
             self._pending = None
             return
-        if not force and time.monotonic() - self._saved_at < self._interval:
+        if not force and self._clock() - self._saved_at < self._interval:
             self._pending = token
             return
-        self._checkpoints.update_one(
-            {"_id": self._name},
-            {
-                "$set": {"resume_token": dict(token), "saved_at": utc_now()},
-                "$unset": {"resync": ""},
-            },
-            upsert=True,
-        )
+        self._write({"resume_token": dict(token)}, unset_resync=True)
         self._saved, self._pending = token, None
-        self._saved_at = time.monotonic()
         self.resync_reason = None
+
+    def idle(self, token: Mapping[str, Any] | None) -> None:
+        """Note the token of a poll that found no change: saved only when it must be.
+
+        That is when a throttled save of logged changes is due, or when the saved token is
+        `idle_interval` old (a token older than the oplog window could not be resumed).
+        """
+        if self._pending is not None:
+            self.save(token)
+        elif self._clock() - self._saved_at >= self._idle_interval:
+            self.save(token, force=True)
 
     def flush(self) -> None:
         """Save the token a throttled save left pending (on a clean stop)."""
@@ -72,10 +93,24 @@ class Checkpoint:
 
         The resync is stored with the checkpoint so a crash before it is logged cannot lose it.
         """
-        self._checkpoints.update_one(
-            {"_id": self._name},
-            {"$set": {"resume_token": None, "resync": reason, "saved_at": utc_now()}},
-            upsert=True,
-        )
+        self._write({"resume_token": None, "resync": reason}, unset_resync=False)
         self._saved, self._pending = None, None
         self.resync_reason = reason
+
+    def _write(self, fields: Document, unset_resync: bool) -> None:
+        query: Document = {"_id": self._name}
+        values: Document = {**fields, "saved_at": utc_now()}
+        if self._lease is not None:
+            # Fenced: only while no newer term has written (a checkpoint without one is older).
+            query["$or"] = [{"term": {"$lte": self._lease.term}}, {"term": {"$exists": False}}]
+            values["term"] = self._lease.term
+        update: Document = {"$set": values}
+        if unset_resync:
+            update["$unset"] = {"resync": ""}
+        try:
+            self._checkpoints.update_one(query, update, upsert=True)
+        except DuplicateKeyError:
+            # The fenced filter missed an existing checkpoint: a newer holder wrote it.
+            term = self._lease.term if self._lease is not None else None
+            raise LeaseLost(f"the checkpoint has a term newer than {term}") from None
+        self._saved_at = self._clock()

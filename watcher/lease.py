@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -11,47 +11,68 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from desks.desk import utc_now
+from desks.store import majority
 
 log = logging.getLogger("desks.watcher")
 
 LEASES = "watcher_leases"
+RELEASED = datetime(1970, 1, 1)  # the expiry of a released lease: long past, on any clock
 
 Document = dict[str, Any]
+
+
+class LeaseLost(Exception):
+    """A write the lease holder alone may make was refused: a newer holder has taken over."""
 
 
 class Lease:
     """The right to tail `name`, held by `owner` until `ttl` seconds after its last renewal.
 
     Expiry is judged by each watcher's own clock, so clocks must agree to well within the TTL.
-    The event log's unique seq is the fence: a holder that paused past its expiry and wakes up
-    cannot log a seq the new holder already used.
+    Each takeover raises the lease's `term`, a fencing token: the checkpoint refuses writes
+    from an older term, so a holder that paused past its expiry and wakes up cannot move it,
+    and the event log's unique seq refuses its events.
     """
 
     def __init__(
         self, database: Database[Document], owner: str, ttl: float, name: str = "desks"
     ) -> None:
-        self._leases = database[LEASES]
+        self._leases = majority(database[LEASES])
         self.owner = owner
         self.ttl = ttl
         self._name = name
+        self.term = 0  # the term this owner last held; 0 before it ever held the lease
 
     def acquire(self) -> bool:
         """Take or renew the lease; return whether this owner holds it now."""
         now = utc_now()
-        try:
-            held = self._leases.find_one_and_update(
-                {"_id": self._name, "$or": [{"owner": self.owner}, {"expires_at": {"$lt": now}}]},
-                {"$set": {"owner": self.owner, "expires_at": now + timedelta(seconds=self.ttl)}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-        except DuplicateKeyError:
-            return False  # the upsert collided with a live lease held by someone else
-        return held is not None and held.get("owner") == self.owner
+        expires = now + timedelta(seconds=self.ttl)
+        held = self._leases.find_one_and_update(
+            {"_id": self._name, "owner": self.owner},
+            {"$set": {"expires_at": expires}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if held is None:
+            try:
+                held = self._leases.find_one_and_update(
+                    {"_id": self._name, "expires_at": {"$lt": now}},
+                    {"$set": {"owner": self.owner, "expires_at": expires}, "$inc": {"term": 1}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except DuplicateKeyError:
+                return False  # the upsert collided with a live lease held by someone else
+        if held is None or held.get("owner") != self.owner:
+            return False
+        self.term = int(held.get("term", 0))
+        return True
 
     def release(self) -> None:
         """Give the lease up at once, so a standby need not wait for it to expire."""
-        self._leases.delete_one({"_id": self._name, "owner": self.owner})
+        # Expired rather than deleted: the term must keep rising across holders.
+        self._leases.update_one(
+            {"_id": self._name, "owner": self.owner}, {"$set": {"expires_at": RELEASED}}
+        )
 
     def holder(self) -> str | None:
         """Return who holds a live lease, if anyone."""

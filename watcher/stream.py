@@ -19,7 +19,7 @@ from desks.events import DeskEvent, EventFormatError, Resync, fit, from_change
 from desks.store import DESKS, Store
 from watcher.checkpoint import Checkpoint
 from watcher.feed import ChangeFeed
-from watcher.lease import Lease
+from watcher.lease import Lease, LeaseLost
 
 log = logging.getLogger("desks.watcher")
 
@@ -73,6 +73,11 @@ class Watcher:
                     continue
                 self._set_role("active")
                 self._tail(stop)
+            except LeaseLost as error:
+                log.error("lease lost; standing by", extra={"error": str(error)})
+                self._held_until = 0.0
+                self.healthy.clear()
+                self._set_role("standby")
             except Exception as error:  # one rule for long-running loops: log, back off, go on
                 self.healthy.clear()
                 self._set_role("retrying")
@@ -204,9 +209,10 @@ class Watcher:
                 # when the pipeline filtered the invalidate event out, as MongoDB does.
                 self._start_over("invalidated", None)
                 return
-            if items:
-                # After its events are logged (or after an empty poll: its token moves on too).
-                self._checkpoint.save(items[-1].token)
+            if changes:
+                self._checkpoint.save(items[-1].token)  # after their events are logged
+            elif items:
+                self._checkpoint.idle(items[-1].token)  # empty polls: saved once a minute
         if stop.is_set():
             self._checkpoint.flush()  # a clean stop, lease still held: re-read nothing
 

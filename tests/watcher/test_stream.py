@@ -37,8 +37,8 @@ def desks(store):
     return DeskRepository(store.desks)
 
 
-def start(store, events):
-    watcher = Watcher(store, events, Checkpoint(store.database), 50)
+def start(store, events, checkpoint=None):
+    watcher = Watcher(store, events, checkpoint or Checkpoint(store.database), 50)
     service = Service("watcher", watcher.run)
     service.watcher = watcher
     service.start()
@@ -124,12 +124,45 @@ def test_a_lost_checkpoint_write_never_logs_a_change_twice(store, events, desks)
     assert [e.desk["name"] for e in log_of(events)] == ["A", "B", "C", "D", "E"]
 
 
-def test_idle_polls_move_the_checkpoint_forward(store, events):
-    watcher = start(store, events)
-    checkpoint = Checkpoint(store.database)
-    first = wait_until(checkpoint.load)
-    wait_until(lambda: checkpoint.load() != first)
+class CountingCheckpoint(Checkpoint):
+    """A checkpoint that counts the polls it is told of and the writes it makes."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.polls = self.writes = 0
+
+    def idle(self, token):
+        self.polls += 1
+        super().idle(token)
+
+    def _write(self, *args, **kwargs):
+        self.writes += 1
+        super()._write(*args, **kwargs)
+
+
+def test_an_idle_watcher_saves_its_checkpoint_once_per_idle_interval(store, events, desks):
+    now = [0.0]
+    checkpoint = CountingCheckpoint(store.database, idle_interval=60, clock=lambda: now[0])
+    watcher = start(store, events, checkpoint)
+    assert checkpoint.writes == 1  # started from "now": that position is saved at once
+    wait_until(lambda: checkpoint.polls >= 20)
+    assert checkpoint.writes == 1  # empty polls move the token; nothing is written
+    now[0] += 60
+    wait_until(lambda: checkpoint.writes == 2)  # a minute on: kept inside the oplog window
+    first = Checkpoint(store.database).load()
+
+    desks.create({"name": "A", "width": 1, "height": 1})
+    wait_until(lambda: events.head() == 1)
+    polls = checkpoint.polls
+    wait_until(lambda: checkpoint.polls >= polls + 10)
+    assert checkpoint.writes == 2  # throttled: within a second of the last save
+    now[0] += 1
+    wait_until(lambda: checkpoint.writes == 3)  # due: saved by the next empty poll
+    assert Checkpoint(store.database).load() != first
+    polls = checkpoint.polls
+    wait_until(lambda: checkpoint.polls >= polls + 20)
     watcher.stop()
+    assert checkpoint.writes == 3
 
 
 def test_transient_errors_are_retried_not_fatal(embedded, store, events, desks):
