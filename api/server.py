@@ -49,9 +49,10 @@ class InProcessServer:
 
     def stop(self) -> None:
         """Stop accepting requests and wait for the serving thread."""
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() would wait forever for a loop never started
+            self._server.shutdown()
+            self._thread.join(timeout=5)
         self._server.server_close()
-        self._thread.join(timeout=5)
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from websockets.asyncio.server import ServerConnection, broadcast
+
+from broadcaster.peer import close_soon
 
 log = logging.getLogger("desks.broadcaster")
 
@@ -18,7 +19,6 @@ class Fanout:
     def __init__(self, max_buffer: int) -> None:
         self.max_buffer = max_buffer
         self.clients: set[ServerConnection] = set()
-        self._closing: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         return len(self.clients)
@@ -48,9 +48,7 @@ class Fanout:
             extra={"buffered_bytes": _buffered(connection), "limit": self.max_buffer},
         )
         reason = "too slow: send buffer full; reconnect with after=<last seq>"
-        task = asyncio.get_running_loop().create_task(connection.close(TRY_AGAIN_LATER, reason))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        close_soon(connection, TRY_AGAIN_LATER, reason)  # its socket and buffer freed in time
 
 
 def _buffered(connection: ServerConnection) -> int:

@@ -11,7 +11,6 @@ import hmac
 import json
 import logging
 import threading
-import time
 import weakref
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -26,13 +25,13 @@ from websockets.protocol import State
 
 from broadcaster.fanout import Fanout
 from broadcaster.history import History, SequenceGap
+from broadcaster.peer import POLICY_VIOLATION, Allowance, GuardedConnection, cut, remote
 from broadcaster.query import BadQuery, parse_query
 from desks.event_log import EventLog
 from desks.events import DeskEvent, EventFormatError, decode, hello, reset
 
 log = logging.getLogger("desks.broadcaster")
 
-POLICY_VIOLATION = 1008
 MAX_MESSAGE_BYTES = 64 * 1024  # from clients, which have nothing to say
 # From the authenticated publisher: any event the watcher can log (a log entry is a BSON
 # document, at most 16 MiB; the watcher reduces events to DESKS_MAX_EVENT_BYTES anyway).
@@ -40,6 +39,8 @@ MAX_PUBLISHED_BYTES = 16 * 1024 * 1024
 # A replay longer than this is sent with awaited (paced) sends before the final, synchronous
 # hand-over to live; shorter ones go out at once.
 REPLAY_CHUNK = 200
+# How long a client may wait for `hello` while the broadcaster does not know its log yet.
+HELLO_WAIT = 0.5
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,14 @@ class Limits:
     """What one client may cost the server."""
 
     max_buffer: int = 1024 * 1024  # unsent bytes before a client is dropped (1013)
-    messages_per_second: float = 10.0  # clients have nothing to say; a flood is closed (1008)
+    # Clients have nothing to say: frames of any kind (pings included) beyond this are a flood,
+    # closed with 1008.
+    messages_per_second: float = 10.0
     message_burst: int = 50
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     close_timeout: float = 5.0  # a peer that ignores the closing handshake is cut off after this
+    ahead_wait: float = 5.0  # how long a position beyond the head waits for it before `reset`
 
 
 class Broadcaster:
@@ -71,6 +75,7 @@ class Broadcaster:
         self._events = events
         self._publisher: ServerConnection | None = None
         self._has_log = asyncio.Event()
+        self._advanced = asyncio.Event()  # set (and replaced) whenever the head moves
         self._catch_up_to = 0
         self.port: int | None = None
         self.listening = threading.Event()
@@ -93,7 +98,7 @@ class Broadcaster:
             return connection.respond(HTTPStatus.OK, "ok\n")
         if path == "/publish":
             if not self._authorized(request.headers):
-                log.warning("publisher refused", extra={"remote": _remote(connection)})
+                log.warning("publisher refused", extra={"remote": remote(connection)})
                 return connection.respond(HTTPStatus.UNAUTHORIZED, "publish token required\n")
             return None
         if path != "/":
@@ -118,18 +123,25 @@ class Broadcaster:
 
     async def _serve_client(self, connection: ServerConnection) -> None:
         assert connection.request is not None
+        if isinstance(connection, GuardedConnection):
+            limits = self.limits
+            connection.allowance = Allowance(limits.messages_per_second, limits.message_burst)
         try:
             after, epoch = parse_query(connection.request.path)
         except BadQuery as error:
             await connection.close(POLICY_VIOLATION, str(error))
             return
-        # Until the log is known no head can be told: wait for it (or for the client to leave,
-        # so that shutting down never waits on a log that won't come).
-        if not await self._wait_for_log(connection):
-            return
+        # Until the log is known no head can be told: say so at once, then wait for it (or for
+        # the client to leave, so that shutting down never waits on a log that won't come).
+        if not await self._wait_for_log(connection, HELLO_WAIT):
+            broadcast([connection], hello(None, None))
+            if not await self._wait_for_log(connection, None):
+                return
         broadcast([connection], hello(self.history.head, self.history.epoch))
         # Positions are only meaningful in one log: pin it, so a change of log mid-replay resets.
         log_epoch = epoch or self.history.epoch
+        if after is not None and after > self.history.head:
+            await self._await_head(after, log_epoch)
         try:
             position = await self._replay(connection, after, log_epoch)
         except ConnectionClosed:
@@ -142,7 +154,7 @@ class Broadcaster:
         self.fanout.add(connection)
         log.info(
             "client connected",
-            extra={"remote": _remote(connection), "after": after, "clients": len(self.fanout)},
+            extra={"remote": remote(connection), "after": after, "clients": len(self.fanout)},
         )
         try:
             await self._ignore_input(connection)
@@ -169,36 +181,39 @@ class Broadcaster:
         return reset(self.history.head, self.history.epoch)
 
     async def _ignore_input(self, connection: ServerConnection) -> None:
-        # Clients have nothing to say: read and drop, but close a flood (1008).
-        allowance = float(self.limits.message_burst)
-        last = time.monotonic()
+        # Clients have nothing to say: read and drop (GuardedConnection closes a flood).
         try:
             async for _ in connection:
-                now = time.monotonic()
-                allowance = min(
-                    float(self.limits.message_burst),
-                    allowance + (now - last) * self.limits.messages_per_second,
-                )
-                last = now
-                allowance -= 1
-                if allowance < 0:
-                    log.warning("client flooding; closed", extra={"remote": _remote(connection)})
-                    await connection.close(
-                        POLICY_VIOLATION, "too many messages; clients only listen"
-                    )
-                    return
+                pass
         except ConnectionClosed:
             pass
 
-    async def _wait_for_log(self, connection: ServerConnection) -> bool:
+    async def _wait_for_log(self, connection: ServerConnection, timeout: float | None) -> bool:
         if self._has_log.is_set():
             return True
         has_log = asyncio.create_task(self._has_log.wait())
         closed = asyncio.create_task(connection.wait_closed())
-        await asyncio.wait({has_log, closed}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({has_log, closed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         has_log.cancel()
         closed.cancel()
         return self._has_log.is_set() and connection.state is State.OPEN
+
+    async def _await_head(self, after: int, epoch: str | None) -> None:
+        """Wait (bounded) for a head that has not reached `after` yet, as another broadcaster
+        or the API may have: a position ahead is early, not unknown."""
+        deadline = asyncio.get_running_loop().time() + self.limits.ahead_wait
+        while after > self.history.head and epoch == self.history.epoch:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(self._advanced.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def _moved(self) -> None:
+        self._advanced.set()
+        self._advanced = asyncio.Event()
 
     # -- publisher ----------------------------------------------------------------------
 
@@ -243,6 +258,7 @@ class Broadcaster:
             return False
         if self.history.head >= self._catch_up_to:
             self._has_log.set()
+        self._moved()
         sent_to = self.fanout.send(text)
         desk_id = event.desk_id if isinstance(event, DeskEvent) else None
         log.info(
@@ -259,6 +275,7 @@ class Broadcaster:
         self._catch_up_to = head
         if after >= head:
             self._has_log.set()
+        self._moved()
         log.info("following log", extra={"epoch": epoch, "after_seq": after})
         if changed:
             # The clients' positions belong to the old log: they must reload their snapshots.
@@ -305,6 +322,7 @@ class Broadcaster:
             host,
             port,
             process_request=self.check_request,
+            create_connection=GuardedConnection,
             compression=None,  # per-connection zlib buffers cost more memory than they save
             max_size=MAX_MESSAGE_BYTES,
             ping_interval=self.limits.ping_interval,
@@ -320,7 +338,7 @@ class Broadcaster:
         # A peer that stopped reading keeps its socket open while unsent data waits, after the
         # server's close: cut those before this loop ends, or their sockets leak.
         for connection in list(self._connections):
-            connection.transport.abort()
+            cut(connection)
         await asyncio.sleep(0)
 
     def run(self, host: str, port: int, stop: threading.Event) -> None:
@@ -351,8 +369,3 @@ class Broadcaster:
             log.error("cannot listen", extra={"host": host, "port": port, "error": str(error)})
         finally:
             self.started.set()
-
-
-def _remote(connection: ServerConnection) -> str:
-    address = connection.remote_address
-    return f"{address[0]}:{address[1]}" if address else "?"

@@ -99,8 +99,11 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
-def hello(head: int, epoch: str | None) -> str:
-    """Return the first message a client receives: the log's head seq and identity."""
+def hello(head: int | None, epoch: str | None) -> str:
+    """Return the first message a client receives: the log's head seq and identity.
+
+    Both are None while the broadcaster does not follow a log yet; a second hello follows.
+    """
     return json.dumps({"type": "hello", "head": head, "epoch": epoch})
 
 

@@ -39,6 +39,7 @@ class Settings:
     max_event_bytes: int = 64 * 1024
     publisher_max_lag: int = 1000
     checkpoint_idle_seconds: int = 60
+    ahead_wait_seconds: float = 5.0
 
     @property
     def publish_to(self) -> tuple[str, ...]:
@@ -104,6 +105,9 @@ class Settings:
             ),
             publish_token=env.get("DESKS_PUBLISH_TOKEN") or None,
             history_size=_integer(env, "DESKS_HISTORY_SIZE", cls.history_size, 1, 10_000_000),
+            ahead_wait_seconds=float(
+                _integer(env, "DESKS_AHEAD_WAIT_SECONDS", int(cls.ahead_wait_seconds), 0, 600)
+            ),
             checkpoint_idle_seconds=_integer(
                 env, "DESKS_CHECKPOINT_IDLE_SECONDS", cls.checkpoint_idle_seconds, 1, 86_400
             ),

@@ -134,11 +134,23 @@ def _stop_on_signal() -> threading.Event:
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", extra={"signal": signal.Signals(signum).name})
-        stopping.set()
+        # Not stopping.set() here: the handler runs in the main thread, which may hold the
+        # event's lock inside _wait(stopping); set it from another thread, or deadlock.
+        threading.Thread(target=stopping.set, name="signal").start()
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     return stopping
+
+
+def _wait(stopping: threading.Event) -> None:
+    """Block the main thread until `stopping` is set, waking to let signal handlers run.
+
+    A signal delivered to another thread only flags it; the main thread runs the handler at
+    its next bytecode, never while blocked in an untimed wait.
+    """
+    while not stopping.wait(0.2):
+        pass
 
 
 class _Crash:
@@ -182,7 +194,7 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
         print(f"  live events  {system.broadcaster_url}", flush=True)
         print("ready", flush=True)
         log.info("ready", extra={"api": system.api_url, "broadcaster": system.broadcaster_url})
-        stopping.wait()
+        _wait(stopping)
     system.stop()
     store.close()
     log.info("stopped", extra={"crashed": crash.happened})
@@ -251,7 +263,7 @@ def _watcher(settings: Settings, args: argparse.Namespace) -> int:
     for service in services:
         service.start()
     log.info("watcher started", extra={"owner": owner, "health_port": health.port})
-    stopping.wait()
+    _wait(stopping)
     for service in services:
         service.signal_stop()
     for service in services:
@@ -273,11 +285,11 @@ def _broadcaster(settings: Settings, args: argparse.Namespace) -> int:
     # On a shared store it refills its history from the event log at start; alone, the
     # publisher gives it the window it retains when it connects.
     events = EventLog(open_store(settings).database) if settings.shared_store else None
-    limits = Limits(max_buffer=settings.client_buffer_bytes)
+    limits = Limits(max_buffer=settings.client_buffer_bytes, ahead_wait=settings.ahead_wait_seconds)
     server = Broadcaster(settings.publish_token, settings.history_size, events, limits)
     service = Service("broadcaster", lambda stop: server.run(args.host, args.port, stop), crash)
     service.start()
-    stopping.wait()
+    _wait(stopping)
     service.stop(5)
     return crash.status
 

@@ -79,7 +79,10 @@ class System:
             self.publish_token,
             self.settings.history_size,
             events=self.events,
-            limits=Limits(max_buffer=self.settings.client_buffer_bytes),
+            limits=Limits(
+                max_buffer=self.settings.client_buffer_bytes,
+                ahead_wait=self.settings.ahead_wait_seconds,
+            ),
         )
         host = self.settings.broadcaster_host
         return Service(
@@ -108,15 +111,16 @@ class System:
         self.broadcaster.start()
         self._await_broadcaster(self.settings.broadcaster_port)
         self.watcher.start()
-        began = said = time.monotonic()
+        began = time.monotonic()
+        say_at = began + 1.0
         while not self._watcher.wait_ready(0.2):
             if give_up is not None and give_up.is_set():
                 return False
-            if time.monotonic() - said >= WAITING_LOG_INTERVAL:
-                said = time.monotonic()
+            if time.monotonic() >= say_at:
+                say_at += WAITING_LOG_INTERVAL
                 log.warning(
                     "waiting for the watcher's change stream before serving",
-                    extra={"waited_s": round(said - began), "role": self._watcher.role},
+                    extra={"waited_s": round(time.monotonic() - began), "role": self._watcher.role},
                 )
         self.publisher = self._publisher_service()
         self.publisher.start()

@@ -186,6 +186,25 @@ def test_broadcaster_on_a_busy_port_exits_1_rather_than_hang(tmp_path):
     assert "cannot listen" in (tmp_path / "broadcaster.log").read_text()
 
 
+def test_up_serves_nothing_until_the_watcher_tails_then_stops_on_sigterm(tmp_path):
+    # MongoDB unreachable: a write accepted now could never be logged, so nothing is served.
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "MONGODB_URI": f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
+        "DESKS_SERVER_SELECTION_TIMEOUT_MS": "200",
+    }
+    log = tmp_path / "up.log"
+    command = ("up", "--port", str(port), "--ws-port", str(free_port()))
+    with spawned(log, env, *command) as process:
+        wait_until(lambda: "waiting for the watcher" in log.read_text(), timeout=20)
+        assert http_status(f"http://127.0.0.1:{port}/healthz") is None
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(5) == 0
+    assert "Traceback" not in log.read_text()
+
+
 def test_up_on_a_busy_port_says_so_and_exits_1():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

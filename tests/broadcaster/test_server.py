@@ -44,7 +44,8 @@ def running(broadcaster):
 
 @pytest.fixture
 def server():
-    with running(Broadcaster(TOKEN, retain=1000, limits=Limits(max_buffer=64 * 1024))) as served:
+    limits = Limits(max_buffer=64 * 1024, ahead_wait=0.5)
+    with running(Broadcaster(TOKEN, retain=1000, limits=limits)) as served:
         yield served
 
 
@@ -110,6 +111,33 @@ def test_positions_from_another_log_get_reset(server, publisher, query):
         assert [m["type"] for m in receive(ws, 2)] == ["hello", "reset"]
         publisher.send(event(2))
         assert receive(ws, 1)[0]["seq"] == 2
+
+
+def test_a_position_ahead_of_the_head_waits_for_it_instead_of_reset(server, publisher):
+    broadcaster, url = server
+    publisher.send(event(1))
+    wait_until(lambda: broadcaster.history.head == 1)
+    # Another broadcaster, or the API's X-Event-Seq, may be ahead of this one for a moment.
+    with connect(f"{url}/?after=3&epoch=e1") as ws:
+        assert receive(ws, 1) == [{"type": "hello", "head": 1, "epoch": "e1"}]
+        for seq in (2, 3, 4):
+            publisher.send(event(seq))
+        assert [m.get("seq") for m in receive(ws, 1)] == [4]
+
+
+def test_every_client_gets_hello_within_a_second_even_before_the_log_is_known(server):
+    broadcaster, url = server
+    with connect(f"{url}/?after=2&epoch=e1") as ws:
+        assert json.loads(ws.recv(timeout=1)) == {"type": "hello", "head": None, "epoch": None}
+        with connect(
+            f"{url}/publish", additional_headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as publisher:
+            publisher.recv(timeout=5)
+            publisher.send(json.dumps({"type": "log", "epoch": "e1", "after": 0}))
+            assert receive(ws, 1) == [{"type": "hello", "head": 0, "epoch": "e1"}]
+            for seq in (1, 2, 3):
+                publisher.send(event(seq))
+            assert [m.get("seq") for m in receive(ws, 1)] == [3]
 
 
 @pytest.mark.parametrize(
