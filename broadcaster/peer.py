@@ -17,6 +17,8 @@ from websockets.protocol import Event, State
 log = logging.getLogger("desks.broadcaster")
 
 POLICY_VIOLATION = 1008
+# What a flooding peer may still send while it is being closed: a close frame is at most 131.
+AFTER_FLOOD_BYTES = 4096
 
 
 class Allowance:
@@ -47,20 +49,30 @@ class GuardedConnection(ServerConnection):
 
     websockets answers each ping with a pong on its own, before any handler sees it: a peer
     that floods pings and never reads would make the server queue pongs without bound. Once
-    `allowance` is spent, reading stops at once (no more pongs are queued) and the connection
-    is closed with 1008, within `close_timeout`.
+    `allowance` is spent the connection is closed with 1008; while the closing handshake runs
+    (bounded by `close_timeout`), the peer may send at most `AFTER_FLOOD_BYTES` more, enough
+    for its close frame, before the connection is cut.
     """
 
     allowance: Allowance | None = None  # set for clients once routed; the publisher is trusted
+    _budget: int | None = None  # bytes the peer may still send, once it has flooded
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the peer's bytes to the protocol, unless a flooding peer is over budget."""
+        if self._budget is not None:
+            self._budget -= len(data)
+            if self._budget < 0:
+                cut(self)
+                return
+        super().data_received(data)
 
     def process_event(self, event: Event) -> None:
         """Count a frame against the allowance before websockets handles it."""
         if self.allowance is not None and isinstance(event, Frame) and not self.allowance.take():
             self.allowance = None  # act once
-            self.transport.pause_reading()
+            self._budget = AFTER_FLOOD_BYTES
             log.warning("client flooding; closed", extra={"remote": remote(self)})
-            reason = "too many messages; clients only listen"
-            close_soon(self, POLICY_VIOLATION, reason)
+            close_soon(self, POLICY_VIOLATION, "too many messages; clients only listen")
             return
         super().process_event(event)
 
