@@ -54,7 +54,8 @@ class Running:
     """A `desks up` process whose output is collected line by line."""
 
     def __init__(self, port: int, log: Path, store: Path | None = None, **env_: str) -> None:
-        env = desks_env(DESKS_EMBEDDED_PATH=str(store or log.with_suffix(".sqlite3")), **env_)
+        self.store = store or log.with_suffix(".sqlite3")
+        env = desks_env(DESKS_EMBEDDED_PATH=str(self.store), **env_)
         self.log = log
         with log.open("w") as stderr:  # a file, not a pipe: a full pipe would stall the server
             self.ws_port = free_port()

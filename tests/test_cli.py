@@ -16,6 +16,7 @@ import urllib.request
 
 import pytest
 
+from embedded import EmbeddedClient
 from tests.conftest import free_port, wait_until
 from tests.processes import ROOT, Running, http_status, spawned
 
@@ -84,6 +85,13 @@ def test_replay_prints_logged_events_as_json_lines(system):
     wait_until(lambda: len(replay()) == 3)
     lines = replay("--after", "1", "--limit", "1")
     assert [json.loads(line)["desk"]["name"] for line in lines] == ["B"]
+
+    # A resync keeps its reason on the way through /api/events.
+    with EmbeddedClient(running.store) as other_process:
+        other_process["desks"]["desks"].drop()
+    wait_until(lambda: len(replay()) == 4)
+    resync = json.loads(replay("--after", "3")[0])
+    assert (resync["type"], resync["reason"]) == ("resync", "invalidated")
 
 
 def test_replay_reports_an_unreachable_api():
