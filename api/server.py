@@ -1,14 +1,114 @@
-"""Serve the API over HTTP: gunicorn in production, an in-process threaded server for `desks up`."""
+"""Serve the API over HTTP: gunicorn, or an in-process threaded server for a private store.
+
+`desks api` and `desks up` run gunicorn with the same options (`gunicorn_options`); the
+in-process server exists for an in-memory store private to one process (the tests').
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import socket
 import threading
+import time
+from http import HTTPStatus
 from typing import Any
 
 from flask import Flask
+from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server, select_address_family
+
+# What one request may send before the app sees it: gunicorn refuses longer request lines
+# (414), more header fields or longer ones (431), each with a JSON body (JsonErrorsWorker).
+LIMIT_REQUEST_LINE = 8190
+LIMIT_REQUEST_FIELDS = 100
+LIMIT_REQUEST_FIELD_SIZE = 8190
+# A connection idle this long (no request yet, or kept alive between requests) is closed.
+IDLE_TIMEOUT_S = 5
+# A request must have arrived whole (line, headers and body) this long after it began.
+REQUEST_READ_TIMEOUT_S = 10
+
+
+def gunicorn_options(bind: str, workers: int, threads: int) -> dict[str, Any]:
+    """Return the gunicorn settings of `desks api` and `desks up`: one production server."""
+    return {
+        "bind": bind,
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "api.server.JsonErrorsWorker",
+        # Connections wait in the poller, not in threads: idle ones cost no thread, and
+        # each worker holds at most this many (the rest wait in the bounded accept backlog).
+        "worker_connections": 1000,
+        "backlog": 1024,
+        "keepalive": IDLE_TIMEOUT_S,
+        "timeout": 30,  # a worker stuck this long is killed and replaced
+        "graceful_timeout": 5,
+        "limit_request_line": LIMIT_REQUEST_LINE,
+        "limit_request_fields": LIMIT_REQUEST_FIELDS,
+        "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
+        "accesslog": None,  # the app logs one structured line a request
+    }
+
+
+def write_json_error(sock: Any, status_int: int, reason: str, message: str) -> None:
+    """Write gunicorn's own error responses (400, 414, 431, ...) as JSON like the app's."""
+    try:
+        phrase = HTTPStatus(status_int).phrase
+    except ValueError:
+        phrase = reason
+    body = json.dumps({"code": status_int, "status": phrase, "message": message or reason})
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn_util.write_nonblock(sock, (head + body).encode("latin-1", "replace"))
+
+
+class JsonErrorsWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's threaded worker, with JSON errors and a deadline for reading each request.
+
+    gunicorn waits for a connection's first bytes in its poller, but once a request has begun
+    a thread reads it with no time limit: a client sending a byte now and then (slowloris)
+    would hold that thread forever, and a few would stop the API. Past REQUEST_READ_TIMEOUT_S
+    the connection's read side is shut: the blocked read ends, the thread moves on. A response
+    being written is unaffected.
+    """
+
+    def init_process(self) -> None:
+        """Swap in the JSON error writer and start the watchdog, in this worker process only."""
+        # gunicorn offers no hook for its error bodies; Worker.handle_error calls this.
+        gunicorn_util.write_error = write_json_error
+        self._deadlines: dict[socket.socket, float] = {}
+        self._deadlines_lock = threading.Lock()
+        threading.Thread(target=self._watchdog, name="request-deadlines", daemon=True).start()
+        super().init_process()
+
+    def handle(self, conn: Any) -> Any:
+        """Handle one request on `conn` under the read deadline."""
+        sock = conn.sock
+        with self._deadlines_lock:
+            self._deadlines[sock] = time.monotonic() + REQUEST_READ_TIMEOUT_S
+        try:
+            return super().handle(conn)
+        finally:
+            with self._deadlines_lock:
+                self._deadlines.pop(sock, None)
+
+    def _watchdog(self) -> None:
+        while True:
+            time.sleep(0.5)
+            now = time.monotonic()
+            with self._deadlines_lock:
+                late = [sock for sock, deadline in self._deadlines.items() if deadline < now]
+                for sock in late:
+                    del self._deadlines[sock]
+            for sock in late:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RD)
 
 
 class QuietRequestHandler(WSGIRequestHandler):

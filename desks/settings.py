@@ -14,6 +14,33 @@ class SettingsError(ValueError):
     """An environment variable holds a value desks cannot use."""
 
 
+# Each setting's environment variable: what from_env reads, what environ() writes.
+ENVIRONMENT = {
+    "mongodb_uri": "MONGODB_URI",
+    "database": "DESKS_DB",
+    "server_selection_timeout_ms": "DESKS_SERVER_SELECTION_TIMEOUT_MS",
+    "api_host": "DESKS_API_HOST",
+    "api_port": "DESKS_API_PORT",
+    "embedded_path": "DESKS_EMBEDDED_PATH",
+    "embedded_synchronous": "DESKS_EMBEDDED_SYNCHRONOUS",
+    "embedded_history_size": "DESKS_EMBEDDED_HISTORY_SIZE",
+    "log_level": "DESKS_LOG_LEVEL",
+    "broadcaster_host": "DESKS_BROADCASTER_HOST",
+    "broadcaster_port": "DESKS_BROADCASTER_PORT",
+    "broadcaster_url": "DESKS_BROADCASTER_URL",
+    "broadcaster_urls": "DESKS_BROADCASTER_URLS",
+    "client_buffer_bytes": "DESKS_CLIENT_BUFFER_BYTES",
+    "lease_ttl_seconds": "DESKS_LEASE_TTL_SECONDS",
+    "watcher_health_port": "DESKS_WATCHER_HEALTH_PORT",
+    "publish_token": "DESKS_PUBLISH_TOKEN",
+    "history_size": "DESKS_HISTORY_SIZE",
+    "max_event_bytes": "DESKS_MAX_EVENT_BYTES",
+    "publisher_max_lag": "DESKS_PUBLISHER_MAX_LAG",
+    "checkpoint_idle_seconds": "DESKS_CHECKPOINT_IDLE_SECONDS",
+    "ahead_wait_seconds": "DESKS_AHEAD_WAIT_SECONDS",
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything desks reads from the environment, with safe local defaults."""
@@ -56,6 +83,16 @@ class Settings:
         """Tell whether separate processes see one store (MongoDB, or an embedded file)."""
         return not self.embedded or self.embedded_path != ":memory:"
 
+    def environ(self) -> dict[str, str]:
+        """Return the environment `from_env` reads back as these settings (child processes)."""
+        env: dict[str, str] = {}
+        for name, variable in ENVIRONMENT.items():
+            value = getattr(self, name)
+            if value is None or value == ():
+                continue
+            env[variable] = ",".join(value) if isinstance(value, tuple) else f"{value}"
+        return env
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read settings from `environ` (default: os.environ), naming any invalid variable."""
@@ -97,16 +134,16 @@ class Settings:
             client_buffer_bytes=_integer(
                 env, "DESKS_CLIENT_BUFFER_BYTES", cls.client_buffer_bytes, 1024, 1 << 30
             ),
-            lease_ttl_seconds=float(
-                _integer(env, "DESKS_LEASE_TTL_SECONDS", int(cls.lease_ttl_seconds), 1, 3600)
+            lease_ttl_seconds=_number(
+                env, "DESKS_LEASE_TTL_SECONDS", cls.lease_ttl_seconds, 0.1, 3600
             ),
             watcher_health_port=_integer(
                 env, "DESKS_WATCHER_HEALTH_PORT", cls.watcher_health_port, 0, 65535
             ),
             publish_token=env.get("DESKS_PUBLISH_TOKEN") or None,
             history_size=_integer(env, "DESKS_HISTORY_SIZE", cls.history_size, 1, 10_000_000),
-            ahead_wait_seconds=float(
-                _integer(env, "DESKS_AHEAD_WAIT_SECONDS", int(cls.ahead_wait_seconds), 0, 600)
+            ahead_wait_seconds=_number(
+                env, "DESKS_AHEAD_WAIT_SECONDS", cls.ahead_wait_seconds, 0, 600
             ),
             checkpoint_idle_seconds=_integer(
                 env, "DESKS_CHECKPOINT_IDLE_SECONDS", cls.checkpoint_idle_seconds, 1, 86_400
@@ -118,6 +155,19 @@ class Settings:
                 env, "DESKS_MAX_EVENT_BYTES", cls.max_event_bytes, 4096, 8 * 1024 * 1024
             ),
         )
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:  # NaN fails this too
+        raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {raw.strip()}")
+    return value
 
 
 def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

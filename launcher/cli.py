@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import FrameType
 from urllib.parse import urlencode
@@ -50,7 +52,9 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    up = commands.add_parser("up", help="run API, watcher and broadcaster in one process")
+    up = commands.add_parser(
+        "up", help="run API (gunicorn), watcher and broadcaster together, on a store file"
+    )
     up.add_argument("--host", default=settings.api_host, help="API address (%(default)s)")
     up.add_argument("--port", type=_port, default=settings.api_port, help="API port (%(default)s)")
     up.add_argument(
@@ -59,6 +63,8 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
         default=settings.broadcaster_port,
         help="broadcaster port (%(default)s)",
     )
+    up.add_argument("--workers", type=_positive, default=2, help="API processes (%(default)s)")
+    up.add_argument("--threads", type=_positive, default=4, help="threads each (%(default)s)")
 
     api = commands.add_parser(
         "api", help="serve the REST API with gunicorn (needs MONGODB_URI or a store file)"
@@ -67,6 +73,9 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     api.add_argument("--port", type=_port, default=settings.api_port, help="port (%(default)s)")
     api.add_argument("--workers", type=_positive, default=2, help="processes (%(default)s)")
     api.add_argument("--threads", type=_positive, default=4, help="threads each (%(default)s)")
+    api.add_argument(
+        "--fd", type=int, help="serve on this inherited listening socket instead (desks up)"
+    )
 
     watcher = commands.add_parser(
         "watcher",
@@ -109,11 +118,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser(settings)
     args = parser.parse_args(argv)
     logs.configure(settings.log_level)
-    if args.command in {"api", "watcher"} and not settings.shared_store:
+    if args.command in {"up", "api", "watcher"} and not settings.shared_store:
         # Each process would get its own empty in-memory store: refuse rather than mislead.
         parser.error(
-            f"desks {args.command} needs a store other processes share: MONGODB_URI, or "
-            "DESKS_EMBEDDED_PATH naming a file (not :memory:); or run everything with `desks up`"
+            f"desks {args.command} needs a store other processes share (the API runs in "
+            "gunicorn worker processes): MONGODB_URI, or DESKS_EMBEDDED_PATH naming a file "
+            "(the default), not :memory:"
         )
     if args.command in {"watcher", "broadcaster"} and settings.publish_token is None:
         parser.error(f"desks {args.command} needs DESKS_PUBLISH_TOKEN (a shared secret)")
@@ -177,11 +187,12 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
     settings = replace(
         settings, api_host=args.host, api_port=args.port, broadcaster_port=args.ws_port
     )
+    api = {"workers": args.workers, "threads": args.threads}
     stopping = _stop_on_signal()
     crash = _Crash(stopping)
     store = open_store(settings)
     try:
-        system = System(settings, store, on_crash=crash)
+        system = System(settings, store, on_crash=crash, api=api)
         started = system.start(give_up=stopping)
     except OSError as error:
         print(f"desks: cannot start: {error}", file=sys.stderr)
@@ -202,22 +213,32 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _api(settings: Settings, args: argparse.Namespace) -> int:
-    from api.server import GunicornServer
+    from api.server import GunicornServer, gunicorn_options
 
-    GunicornServer(
-        {
-            "bind": f"{args.host}:{args.port}",
-            "workers": args.workers,
-            "threads": args.threads,
-            "accesslog": None,
-            "graceful_timeout": 5,
-        }
-    ).run()
+    bind = f"fd://{args.fd}" if args.fd is not None else f"{args.host}:{args.port}"
+    options = gunicorn_options(bind, args.workers, args.threads)
+    if args.fd is not None:  # the child of `desks up`: it must not outlive it (kill -9)
+        options["when_ready"] = _stop_with_parent(os.getppid())
+    GunicornServer(options).run()
     return 0
 
 
+def _stop_with_parent(parent: int) -> Callable[[object], None]:
+    """Return a gunicorn `when_ready` hook that stops the server once `parent` has died."""
+
+    def watch() -> None:
+        while os.getppid() == parent:  # an orphan is re-parented: the pid changes
+            time.sleep(0.2)
+        log.warning("parent process gone; stopping", extra={"parent": parent})
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def when_ready(_server: object) -> None:
+        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+    return when_ready
+
+
 def _watcher(settings: Settings, args: argparse.Namespace) -> int:
-    import os
     import socket
     import uuid
 

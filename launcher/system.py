@@ -1,6 +1,8 @@
-"""The whole system in one process: API, watcher, publisher and broadcaster, each in a thread.
+"""The whole system from one command: watcher, publisher and broadcaster in threads, and the API.
 
-`desks up` runs this; so do the end-to-end tests, which stop and restart single components.
+The API is gunicorn in a child process (launcher/api_process.py) on a store file or MongoDB;
+on a private in-memory store (the end-to-end tests, which stop and restart single components)
+it is served from this process.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from api import create_app
 from api.server import InProcessServer
@@ -18,6 +20,7 @@ from desks.event_log import EventLog
 from desks.service import Service
 from desks.settings import Settings
 from desks.store import Store
+from launcher.api_process import ApiProcess
 from watcher.checkpoint import Checkpoint
 from watcher.lease import Lease
 from watcher.publisher import Publisher
@@ -33,15 +36,25 @@ class System:
     """API, watcher, publisher and broadcaster on one store, in this process."""
 
     def __init__(
-        self, settings: Settings, store: Store, on_crash: Callable[[], None] | None = None
+        self,
+        settings: Settings,
+        store: Store,
+        on_crash: Callable[[], None] | None = None,
+        api: Mapping[str, int] | None = None,
     ) -> None:
+        """Bind the API's port now; `api` holds gunicorn's workers and threads."""
         self.settings = settings
         self.store = store
         self._on_crash = on_crash  # a component died for good: the process must go down
         # In one process nothing else needs the token: a fresh secret is as good as any.
         self.publish_token = settings.publish_token or secrets.token_urlsafe(24)
         self.events = EventLog(store.database)
-        self.api = InProcessServer(create_app(store=store), settings.api_host, settings.api_port)
+        self.api: ApiProcess | InProcessServer
+        if settings.shared_store:
+            self.api = ApiProcess(settings, on_crash=on_crash, **(api or {}))
+        else:  # a private in-memory store can only be served from this process
+            app = create_app(store=store)
+            self.api = InProcessServer(app, settings.api_host, settings.api_port)
         self.watcher = self._watcher_service()
         self.broadcaster = self._broadcaster_service(settings.broadcaster_port)
         self.publisher: Service | None = None

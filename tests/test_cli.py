@@ -54,7 +54,7 @@ def test_bad_options_exit_2_with_a_message(args):
     assert "desks" in result.stderr and "error" in result.stderr
 
 
-@pytest.mark.parametrize("command", ["api", "watcher"])
+@pytest.mark.parametrize("command", ["up", "api", "watcher"])
 def test_store_processes_on_a_private_memory_store_exit_2_explaining_why(command):
     result = desks(command, env={"DESKS_EMBEDDED_PATH": ":memory:"})
     assert result.returncode == 2
@@ -213,13 +213,14 @@ def test_up_serves_nothing_until_the_watcher_tails_then_stops_on_sigterm(tmp_pat
     assert "Traceback" not in log.read_text()
 
 
-def test_up_on_a_busy_port_says_so_and_exits_1():
+def test_up_on_a_busy_port_says_so_and_exits_1(tmp_path):
+    env = {"DESKS_EMBEDDED_PATH": str(tmp_path / "store.sqlite3")}
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        api = desks("up", "--port", str(port), "--ws-port", str(free_port()))
-        ws = desks("up", "--port", str(free_port()), "--ws-port", str(port))
+        api = desks("up", "--port", str(port), "--ws-port", str(free_port()), env=env)
+        ws = desks("up", "--port", str(free_port()), "--ws-port", str(port), env=env)
     for result in (api, ws):
         assert result.returncode == 1
         assert "cannot start" in result.stderr

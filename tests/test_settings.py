@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from desks.settings import Settings, SettingsError
+from desks.settings import ENVIRONMENT, Settings, SettingsError
 
 
 def test_defaults_are_local_and_embedded():
@@ -54,3 +54,21 @@ def test_values_are_read_and_typed():
 def test_invalid_values_name_the_variable(name, value):
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+def test_settings_pass_to_a_child_process_through_the_environment_unchanged():
+    settings = Settings(
+        mongodb_uri="mongodb://db:27017/?replicaSet=rs0",
+        database="registry",
+        api_port=0,
+        embedded_path="/tmp/x.sqlite3",
+        embedded_synchronous="NORMAL",
+        broadcaster_urls=("ws://a:1/", "ws://b:2/"),
+        lease_ttl_seconds=0.6,
+        publish_token="secret",
+        ahead_wait_seconds=2.5,
+    )
+    assert Settings.from_env(settings.environ()) == settings
+    assert Settings.from_env(Settings().environ()) == Settings()
+    fields = set(Settings.__dataclass_fields__)
+    assert set(ENVIRONMENT) == fields  # every setting has its variable
