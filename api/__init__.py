@@ -11,6 +11,7 @@ from flask import Flask, Response, g, request
 from flask_smorest import Api
 
 from api import desks, errors, events, health
+from api.body_limit import BodyLimit
 from api.repository import DeskRepository
 from desks.event_log import EventLog
 from desks.settings import Settings
@@ -50,6 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None, store: Store | None = No
     _add_seed_routes(app)
     errors.register(app)
     _log_requests(app)
+    app.wsgi_app = BodyLimit(app.wsgi_app, MAX_BODY_BYTES)  # type: ignore[method-assign]
     return app
 
 

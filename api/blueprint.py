@@ -1,24 +1,47 @@
-"""flask-smorest's Blueprint, adjusted: sturdier JSON parsing, a truthful pagination header doc."""
+"""flask-smorest's Blueprint, adjusted: strict, total JSON parsing, a truthful pagination doc."""
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import flask
 import flask_smorest
-from webargs.flaskparser import FlaskParser
+from webargs.core import missing
+from webargs.flaskparser import FlaskParser, is_json_request
+
+# Integers with more digits than this are beyond any field's range: no need to convert them
+# (Python refuses to past 4,300 digits, and converting is quadratic before that).
+MAX_INTEGER_DIGITS = 30
+
+
+def _integer(text: str) -> int | float:
+    if len(text.lstrip("-")) <= MAX_INTEGER_DIGITS:
+        return int(text)
+    return -math.inf if text.startswith("-") else math.inf  # out of range, as 1e400 is
 
 
 class JsonBodyParser(FlaskParser):
-    """A FlaskParser that answers 400, not 500, to JSON nested deeper than Python recurses."""
+    """A FlaskParser that answers 400, never 500, to any body that is not JSON.
+
+    A number of any size parses (huge ones as infinities; NaN and Infinity, which Python
+    reads too, likewise), so that fields refuse them with a 422 naming themselves; nesting
+    deeper than Python recurses is a 400.
+    """
 
     def _raw_load_json(self, req: flask.Request) -> Any:
+        # Decoding and syntax errors propagate to load_json, which answers 400 (or treats an
+        # empty body as no body); anything else json.loads raises is made one of them.
+        if not is_json_request(req):
+            return missing
+        text = req.get_data(cache=True).decode("utf-8")
         try:
-            return super()._raw_load_json(req)
-        except RecursionError:
-            error = json.JSONDecodeError("nested too deeply", "", 0)
-            self._handle_invalid_json_error(error, req)
+            return json.loads(text, parse_int=_integer)
+        except json.JSONDecodeError:
+            raise
+        except (ValueError, RecursionError) as error:
+            raise json.JSONDecodeError(f"unreadable JSON: {error}", text[:100] or " ", 0) from None
 
 
 class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]

@@ -38,8 +38,34 @@ def require_json_body() -> None:
         )
 
 
+# The query parameters each route takes (by endpoint, GET and HEAD only): any other is a 422.
+QUERY_PARAMETERS = {
+    "desks.DeskCollection": {"name", "page", "page_size"},
+    "seed_desks": {"name", "page", "page_size"},
+    "events.EventHistory": {"after", "limit"},
+}
+
+
+def refuse_unknown_query() -> None:
+    """Refuse unknown, operator-shaped (`after[$gt]`) or repeated query parameters (422)."""
+    if not request.args or request.routing_exception is not None:
+        return
+    allowed = QUERY_PARAMETERS.get(request.endpoint or "", set())
+    if request.method not in {"GET", "HEAD"}:
+        allowed = set()
+    errors: dict[str, list[str]] = {}
+    for name in request.args:
+        if name not in allowed:
+            errors[name[:40]] = ["Unknown parameter."]
+        elif len(request.args.getlist(name)) > 1:
+            errors[name] = ["Give this parameter once."]
+    if errors:
+        abort(422, errors={"query": errors}, message="Unknown or repeated query parameters.")
+
+
 def register(app: Flask) -> None:
-    """Attach JSON error handlers for store outages and unexpected failures."""
+    """Attach request hygiene checks and JSON error handlers."""
+    app.before_request(refuse_unknown_query)
     app.before_request(require_json_body)
 
     @app.errorhandler(MethodNotAllowed)

@@ -32,6 +32,14 @@ BAD_FIELDS = [
     ({"name": ["a"]}, "name"),
     ({"name": "bad\u0000nul"}, "name"),
     ({"name": "\ud800"}, "name"),
+    ({"name": "Mesa\u0085"}, "name"),  # C1 control: NEXT LINE
+    ({"name": "\u009b31mMesa"}, "name"),  # C1 control: CSI
+    ({"name": "Mesa \u202eatuceje"}, "name"),  # bidi override
+    ({"name": "Mesa\u2066x\u2069"}, "name"),  # bidi isolate
+    ({"name": "\u200b"}, "name"),  # only invisible characters
+    ({"name": "\u2060\u2060"}, "name"),
+    ({"name": "\u3164"}, "name"),  # Hangul filler: a letter drawn as nothing
+    ({"name": "\ufe0f\u034f"}, "name"),
     ({"width": True}, "width"),
     ({"width": "180"}, "width"),
     ({"width": 0}, "width"),
@@ -188,3 +196,50 @@ def test_an_unexpected_error_is_a_json_500_without_a_traceback(app, caplog):
     }
     assert "secret internals" not in response.get_data(as_text=True)
     assert any(r.getMessage() == "unhandled error" for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "number",
+    [b"9" * 5000, b"-" + b"9" * 5000, b"1" + b"0" * 400, b"1e400", b"-1e400", b"1" + b"0" * 31],
+)
+def test_numbers_beyond_a_desk_are_422_however_written(client, snapshot, number):
+    before = snapshot()
+    raw = b'{"name": "Mesa", "width": ' + number + b', "height": 90}'
+    response = client.post("/api/desks", data=raw, content_type="application/json")
+    assert response.status_code == 422, response.json
+    assert "width" in response.json["errors"]["json"]
+    assert snapshot() == before
+
+
+def test_the_same_length_written_differently_is_the_same_desk(client):
+    for written in (b"180", b"180.0", b"1.8e2", b"18e1", b"180.00000000000000000001"):
+        raw = b'{"name": "Mesa", "width": ' + written + b', "height": 90}'
+        response = client.post("/api/desks", data=raw, content_type="application/json")
+        assert (response.status_code, response.json["width"]) == (201, 180), written
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("get", "/api/events?foo=1"),
+        ("get", "/api/events?after[$gt]=0"),
+        ("get", "/api/events?after=1&after=2"),
+        ("get", "/api/desks?name[$ne]=x"),
+        ("get", "/api/desks?nme=Mesa"),
+        ("get", "/api/desk/?x=1"),
+        ("get", "/api/desks/{id}?fields=name"),
+        ("post", "/api/desks?upsert=true"),
+        ("put", "/api/desks/{id}?x=1"),
+        ("patch", "/api/desks/{id}?x=1"),
+        ("delete", "/api/desks/{id}?force=1"),
+        ("get", "/healthz?verbose=1"),
+    ],
+)
+def test_unknown_or_repeated_query_parameters_are_422_on_every_route(
+    client, desk, snapshot, method, url
+):
+    before = snapshot()
+    response = getattr(client, method)(url.format(id=desk["id"]), json=DESK)
+    assert response.status_code == 422, response.json
+    assert response.json["errors"]["query"]
+    assert snapshot() == before

@@ -101,3 +101,34 @@ def test_stalled_requests_hold_threads_not_the_api(api):
     finally:
         for sock in stalled:
             sock.close()
+
+
+def chunked_post(address, body: bytes) -> tuple[int, dict]:
+    head = (
+        b"POST /api/desks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    chunks = b"".join(
+        b"%x\r\n" % len(body[i : i + 4096]) + body[i : i + 4096] + b"\r\n"
+        for i in range(0, len(body), 4096)
+    )
+    return exchange(address, head + chunks + b"0\r\n\r\n")
+
+
+def count_desks(address) -> int:
+    status, desks = exchange(
+        address, b"GET /api/desks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert status == 200
+    return len(desks)
+
+
+def test_a_chunked_body_is_held_to_the_same_64_kib_limit(api):
+    before = count_desks(api)
+    desk = {"name": "Mesa", "width": 1, "height": 1}
+    big = json.dumps({**desk, "pad": "x" * 200_000}).encode()
+    status, body = chunked_post(api, big)
+    assert (status, body["code"]) == (413, 413)
+    assert count_desks(api) == before
+    status, created = chunked_post(api, json.dumps(desk).encode())
+    assert status == 201 and created["name"] == "Mesa"
