@@ -49,7 +49,29 @@ def gunicorn_options(bind: str, workers: int, threads: int) -> dict[str, Any]:
         "limit_request_fields": LIMIT_REQUEST_FIELDS,
         "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
         "accesslog": None,  # the app logs one structured line a request
+        "logconfig_dict": LOGCONFIG,
     }
+
+
+# gunicorn's own lines in the same escaped logfmt as everything else: they quote request
+# lines and headers, which must not reach the log raw.
+LOGCONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"logfmt": {"()": "desks.logs.LogfmtFormatter"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "logfmt",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"level": "INFO", "handlers": ["stderr"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+        "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+    },
+}
 
 
 def write_json_error(sock: Any, status_int: int, reason: str, message: str) -> None:

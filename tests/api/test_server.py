@@ -14,14 +14,19 @@ from tests.processes import Running
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
+def up(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("server")
     running = Running(free_port(), tmp / "up.log")
     try:
         running.wait_ready()
-        yield running.api.removeprefix("http://").split(":")
+        yield running
     finally:
         running.close()
+
+
+@pytest.fixture
+def api(up):
+    return up.api.removeprefix("http://").split(":")
 
 
 def exchange(address, raw: bytes) -> tuple[int, dict]:
@@ -132,3 +137,11 @@ def test_a_chunked_body_is_held_to_the_same_64_kib_limit(api):
     assert count_desks(api) == before
     status, created = chunked_post(api, json.dumps(desk).encode())
     assert status == 201 and created["name"] == "Mesa"
+
+
+def test_what_gunicorn_logs_of_a_bad_request_is_escaped(up, api):
+    status, _ = exchange(api, b"GET /x\x1b[2J\rlevel=error HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 400
+    text = up.log.read_bytes()
+    assert b"logger=gunicorn.error" in text
+    assert b"\x1b" not in text and b"\r" not in text
