@@ -37,7 +37,7 @@ def repository() -> DeskRepository:
 
 def expected_versions() -> list[int] | None:
     """Return the versions named by If-Match, or None when any version will do."""
-    if "If-Match" not in request.headers or request.if_match.star_tag:
+    if not request.if_match or request.if_match.star_tag:  # absent, empty, or *
         return None
     tags = request.if_match.as_set(include_weak=False)
     # Werkzeug yields None for an empty tag (""); no malformed tag can match a version.
@@ -92,7 +92,8 @@ class DeskItem(MethodView):
     def get(self, desk_id: str) -> Any:
         """Read a desk."""
         document = _get_or_404(desk_id)
-        if etag(document["version"]).strip('"') in request.if_none_match:
+        # RFC 9110 13.1.2: If-None-Match compares weakly, so W/"1" matches version 1 too.
+        if request.if_none_match.contains_weak(etag(document["version"]).strip('"')):
             return Response(status=304, headers={"ETag": etag(document["version"])})
         return _with_etag(document)
 
@@ -127,9 +128,9 @@ class DeskItem(MethodView):
         try:
             repository().delete(desk_id, expected_versions())
         except DeskNotFound:
-            abort(404, message=f"No desk with id {desk_id!r}.")
-        except VersionMismatch:
-            abort(412, message="The desk has changed since the version named in If-Match.")
+            _not_found(desk_id)
+        except VersionMismatch as mismatch:
+            _precondition_failed(mismatch)
 
 
 def _get_or_404(desk_id: str) -> dict[str, Any]:
@@ -144,8 +145,23 @@ def _update(desk_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     try:
         return repository().update(desk_id, fields, expected_versions())
     except DeskNotFound:
-        abort(404, message=f"No desk with id {desk_id!r}.")
+        _not_found(desk_id)
         raise
-    except VersionMismatch:
-        abort(412, message="The desk has changed since the version named in If-Match.")
+    except VersionMismatch as mismatch:
+        _precondition_failed(mismatch)
         raise
+
+
+def _not_found(desk_id: str) -> None:
+    if request.if_match:
+        # RFC 9110 13.1.1: If-Match (even *) is false when there is no current representation.
+        abort(412, message=f"No desk with id {desk_id!r}: If-Match cannot hold.")
+    abort(404, message=f"No desk with id {desk_id!r}.")
+
+
+def _precondition_failed(mismatch: VersionMismatch) -> None:
+    abort(
+        412,
+        message=f"The desk is at version {mismatch.current}, not a version If-Match names.",
+        headers={"ETag": etag(mismatch.current)},
+    )

@@ -22,6 +22,10 @@ class DeskNotFound(LookupError):
 class VersionMismatch(Exception):
     """The desk exists, but not at any of the versions the client expected (If-Match)."""
 
+    def __init__(self, desk_id: str, current: int) -> None:
+        super().__init__(desk_id, current)
+        self.current = current  # the version it is at: the client's 412 names it
+
 
 def object_id(desk_id: str) -> ObjectId:
     """Parse a desk id; a malformed one is simply a desk that does not exist."""
@@ -98,5 +102,5 @@ class DeskRepository:
     def _found(self, desk_id: str, document: Document | None) -> Document:
         if document is not None:
             return document
-        self.get(desk_id)  # raises DeskNotFound when absent
-        raise VersionMismatch(desk_id)
+        current = self.get(desk_id)  # raises DeskNotFound when absent
+        raise VersionMismatch(desk_id, int(current["version"]))

@@ -116,11 +116,56 @@ def test_matching_if_match_succeeds(client):
     assert client.delete(url, headers={"If-Match": '"4"'}).status_code == 204
 
 
-def test_if_match_on_a_missing_desk_is_404(client):
-    response = client.patch(
-        "/api/desks/" + "a" * 24, json={"width": 1}, headers={"If-Match": '"1"'}
+@pytest.mark.parametrize("if_match", ['"1"', "*", 'W/"1"'])
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_if_match_on_a_missing_desk_is_412(client, method, if_match):
+    body = {"name": "Mesa", "width": 1, "height": 1}
+    response = getattr(client, method)(
+        "/api/desks/" + "a" * 24, json=body, headers={"If-Match": if_match}
     )
-    assert response.status_code == 404
+    assert response.status_code == 412  # RFC 9110 13.1.1: no current representation
+    assert "ETag" not in response.headers
+    unconditional = getattr(client, method)("/api/desks/" + "a" * 24, json=body)
+    assert unconditional.status_code == 404
+
+
+def test_if_match_star_on_an_existing_desk_holds(client):
+    desk = create(client).json
+    response = client.patch(
+        f"/api/desks/{desk['id']}", json={"width": 2}, headers={"If-Match": "*"}
+    )
+    assert response.status_code == 200
+
+
+def test_if_match_compares_strongly_and_a_412_names_the_current_version(client):
+    desk = create(client).json
+    url = f"/api/desks/{desk['id']}"
+    response = client.patch(url, json={"width": 2}, headers={"If-Match": 'W/"1"'})
+    assert response.status_code == 412  # a weak tag never matches for If-Match
+    assert response.headers["ETag"] == '"1"'
+    assert client.patch(url, json={"width": 2}).status_code == 200
+    stale = client.delete(url, headers={"If-Match": '"1"'})
+    assert (stale.status_code, stale.headers["ETag"]) == (412, '"2"')
+    assert "version 2" in stale.json["message"]
+
+
+@pytest.mark.parametrize("if_none_match", ['"1"', 'W/"1"', '"7", W/"1"', "*"])
+def test_if_none_match_compares_weakly(client, if_none_match):
+    desk = create(client).json
+    response = client.get(f"/api/desks/{desk['id']}", headers={"If-None-Match": if_none_match})
+    assert (response.status_code, response.headers["ETag"]) == (304, '"1"')
+    other = client.get(f"/api/desks/{desk['id']}", headers={"If-None-Match": 'W/"2"'})
+    assert (other.status_code, other.headers["ETag"]) == (200, '"1"')
+
+
+def test_every_desk_response_carries_its_etag(client):
+    created = create(client)
+    url = f"/api/desks/{created.json['id']}"
+    assert created.headers["ETag"] == '"1"'
+    assert client.get(url).headers["ETag"] == '"1"'
+    assert client.head(url).headers["ETag"] == '"1"'
+    assert client.put(url, json={"name": "M", "width": 1, "height": 1}).headers["ETag"] == '"2"'
+    assert client.patch(url, json={"width": 3}).headers["ETag"] == '"3"'
 
 
 def test_if_none_match_returns_304(client):
