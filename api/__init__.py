@@ -12,6 +12,7 @@ from flask_smorest import Api
 
 from api import desks, errors, events, health
 from api.body_limit import BodyLimit
+from api.idempotency import IdempotencyKeys
 from api.repository import DeskRepository
 from desks.event_log import EventLog
 from desks.settings import Settings
@@ -37,8 +38,12 @@ def create_app(config: Mapping[str, Any] | None = None, store: Store | None = No
     )
     app.config.update(config or {})
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the documented field order
-    store = store or open_store(Settings.from_env())
+    settings = Settings.from_env()
+    store = store or open_store(settings)
     app.extensions["desks.store"] = store
+    app.extensions["desks.idempotency"] = IdempotencyKeys(
+        store.database, app.config.get("IDEMPOTENCY_TTL_SECONDS", settings.idempotency_ttl_seconds)
+    )
     app.extensions["desks.repository"] = DeskRepository(store.desks)
     app.extensions["desks.events"] = EventLog(store.database)
 

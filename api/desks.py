@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from bson import ObjectId
 from flask import Response, current_app, request, url_for
 from flask.views import MethodView
 from flask_smorest import abort
 from flask_smorest.pagination import PaginationParameters
+from pymongo.errors import DuplicateKeyError
 
 from api.blueprint import Blueprint
 from api.events import event_log
+from api.idempotency import IdempotencyKeys, KeyReused, Outcome, fingerprint, parse_key
 from api.repository import DeskNotFound, DeskRepository, VersionMismatch
 from api.schemas import DeskCreateSchema, DeskPatchSchema, DeskQueryArgsSchema, DeskSchema
 from desks.desk import desk_json, etag
@@ -20,6 +23,22 @@ blp = Blueprint("desks", __name__, url_prefix="/api/desks", description="Desks (
 EVENT_SEQ = {
     "description": "Head seq of the event log when the list was read: subscribe with after=it.",
     "schema": {"type": "integer"},
+}
+CREATED_HEADERS = {
+    "Location": {"schema": {"type": "string"}},
+    "ETag": {"schema": {"type": "string"}},
+    "Idempotent-Replayed": {
+        "description": "true when this is the stored answer to an earlier request with the key",
+        "schema": {"type": "string"},
+    },
+}
+IDEMPOTENCY_KEY = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "description": "Any unique string (a UUID): a retry with the same key and body gets the "
+    "first answer and creates nothing; the same key with another body is a 422. Kept for "
+    "DESKS_IDEMPOTENCY_TTL_SECONDS (24 h).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
 }
 IF_MATCH = {
     "in": "header",
@@ -73,13 +92,19 @@ class DeskCollection(MethodView):
         return [desk_json(document) for document in documents], {"X-Event-Seq": str(head)}
 
     @blp.arguments(DeskCreateSchema)
-    @blp.response(201, DeskSchema, headers={"Location": {"schema": {"type": "string"}}})
+    @blp.response(201, DeskSchema, headers=CREATED_HEADERS)
+    @blp.doc(parameters=[IDEMPOTENCY_KEY])
     def post(self, fields: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
-        """Create a desk."""
-        document = repository().create(fields)
-        body, status, headers = _with_etag(document, 201)
-        headers["Location"] = url_for("desks.DeskItem", desk_id=body["id"])
-        return body, status, headers
+        """Create a desk; with an Idempotency-Key, at most once however often it is retried."""
+        raw_key = request.headers.get("Idempotency-Key")
+        if raw_key is None:
+            outcome = _created(repository().create(fields), replayed=False)
+        else:
+            outcome = _create_once(raw_key, fields)
+        headers = dict(outcome.headers)
+        if outcome.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return outcome.body, outcome.status, headers
 
 
 @blp.route("/<desk_id>", strict_slashes=False)
@@ -131,6 +156,39 @@ class DeskItem(MethodView):
             _not_found(desk_id)
         except VersionMismatch as mismatch:
             _precondition_failed(mismatch)
+
+
+def _created(document: dict[str, Any], replayed: bool) -> Outcome:
+    body = desk_json(document)
+    location = url_for("desks.DeskItem", desk_id=body["id"])
+    return Outcome(201, body, {"Location": location, "ETag": etag(document["version"])}, replayed)
+
+
+def _create_once(raw_key: str, fields: dict[str, Any]) -> Outcome:
+    key = parse_key(raw_key)
+    if key is None:
+        abort(
+            422,
+            errors={"headers": {"Idempotency-Key": ["Give 1-255 printable ASCII characters."]}},
+        )
+    keys: IdempotencyKeys = current_app.extensions["desks.idempotency"]
+
+    def create(desk_id: ObjectId) -> Outcome:
+        try:
+            return _created(repository().create(fields, desk_id), replayed=False)
+        except DuplicateKeyError:  # an earlier attempt with this key got that far: its desk
+            return _created(repository().get(str(desk_id)), replayed=True)
+
+    try:
+        # The validated fields, not the raw text: 180 and 180.0 ask for the same desk.
+        return keys.create_once(str(key), fingerprint(fields), create)
+    except KeyReused:
+        abort(
+            422,
+            message="This Idempotency-Key was used with another request body.",
+            errors={"headers": {"Idempotency-Key": ["Used before with another body."]}},
+        )
+        raise
 
 
 def _get_or_404(desk_id: str) -> dict[str, Any]:

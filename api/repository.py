@@ -49,10 +49,15 @@ class DeskRepository:
             )
             self._indexed = True
 
-    def create(self, fields: Mapping[str, Any]) -> Document:
-        """Store a new desk at version 1 and return it."""
+    def create(self, fields: Mapping[str, Any], desk_id: ObjectId | None = None) -> Document:
+        """Store a new desk at version 1 (under `desk_id` if given) and return it.
+
+        Raises DuplicateKeyError when a desk with that id exists.
+        """
         now = utc_now()
-        document = {**fields, "version": 1, "created_at": now, "updated_at": now}
+        document: Document = {**fields, "version": 1, "created_at": now, "updated_at": now}
+        if desk_id is not None:
+            document = {"_id": desk_id, **document}
         self._desks.insert_one(document)
         return document
 

@@ -38,6 +38,7 @@ ENVIRONMENT = {
     "publisher_max_lag": "DESKS_PUBLISHER_MAX_LAG",
     "checkpoint_idle_seconds": "DESKS_CHECKPOINT_IDLE_SECONDS",
     "ahead_wait_seconds": "DESKS_AHEAD_WAIT_SECONDS",
+    "idempotency_ttl_seconds": "DESKS_IDEMPOTENCY_TTL_SECONDS",
 }
 
 
@@ -67,6 +68,7 @@ class Settings:
     publisher_max_lag: int = 1000
     checkpoint_idle_seconds: int = 60
     ahead_wait_seconds: float = 5.0
+    idempotency_ttl_seconds: int = 86_400
 
     @property
     def publish_to(self) -> tuple[str, ...]:
@@ -144,6 +146,9 @@ class Settings:
             history_size=_integer(env, "DESKS_HISTORY_SIZE", cls.history_size, 1, 10_000_000),
             ahead_wait_seconds=_number(
                 env, "DESKS_AHEAD_WAIT_SECONDS", cls.ahead_wait_seconds, 0, 600
+            ),
+            idempotency_ttl_seconds=_integer(
+                env, "DESKS_IDEMPOTENCY_TTL_SECONDS", cls.idempotency_ttl_seconds, 1, 30 * 86_400
             ),
             checkpoint_idle_seconds=_integer(
                 env, "DESKS_CHECKPOINT_IDLE_SECONDS", cls.checkpoint_idle_seconds, 1, 86_400

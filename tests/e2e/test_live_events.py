@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 from desks.event_log import EventLog
@@ -125,3 +126,23 @@ def test_api_keeps_answering_while_watcher_and_broadcaster_are_down(system, list
     client = listen(f"{system.broadcaster_url}?after=0")
     assert client.next()["type"] == "hello"
     assert client.next()["desk_id"] == desk["id"]
+
+
+def test_a_retried_keyed_post_is_one_desk_and_one_event(system, listen):
+    import urllib.request
+
+    client = listen(system.broadcaster_url)
+    assert client.next()["type"] == "hello"
+    answers = []
+    for _ in range(3):  # a client that never saw the answer, retrying
+        request = urllib.request.Request(
+            f"{system.api_url}/api/desks",
+            data=b'{"name": "Mesa", "width": 180, "height": 90}',
+            headers={"Content-Type": "application/json", "Idempotency-Key": "retry-1"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answers.append((response.status, json.load(response)["id"]))
+    assert len(set(answers)) == 1 and answers[0][0] == 201
+    assert client.next()["desk_id"] == answers[0][1]
+    assert client.quiet(1.0)  # no second event
