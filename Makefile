@@ -47,6 +47,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.latency --writes 500 --clients 10
 	$(BIN)/python -m bench.fanout --clients 200 --events 2000
 	$(BIN)/python -m bench.takeover --ttl 2 --rounds 5
+	$(BIN)/python -m bench.http_load --connections 500 --seconds 20 --rate 1
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -17,6 +17,7 @@ from typing import Any
 from flask import Flask
 from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server, select_address_family
 
@@ -29,6 +30,7 @@ LIMIT_REQUEST_FIELD_SIZE = 8190
 IDLE_TIMEOUT_S = 5
 # A request must have arrived whole (line, headers and body) this long after it began.
 REQUEST_READ_TIMEOUT_S = 10
+FIRST_BYTES_WAIT_S = 0.05
 
 
 def gunicorn_options(bind: str, workers: int, threads: int) -> dict[str, Any]:
@@ -104,6 +106,10 @@ class JsonErrorsWorker(ThreadWorker):  # type: ignore[misc]
         """Swap in the JSON error writer and start the watchdog, in this worker process only."""
         # gunicorn offers no hook for its error bodies; Worker.handle_error calls this.
         gunicorn_util.write_error = write_json_error
+        # A new connection waits this long in a thread for its first bytes before moving to
+        # the poller (gunicorn's default, 5 s, lets a burst of silent connections hold every
+        # thread while real requests queue behind them).
+        gthread.DEFAULT_WORKER_DATA_TIMEOUT = FIRST_BYTES_WAIT_S
         self._deadlines: dict[socket.socket, float] = {}
         self._deadlines_lock = threading.Lock()
         threading.Thread(target=self._watchdog, name="request-deadlines", daemon=True).start()

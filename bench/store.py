@@ -128,10 +128,18 @@ class Up:
         self.port, self.ws = port, f"ws://127.0.0.1:{ws_port}/"
 
     def memory(self) -> dict[str, float]:
-        """Return the resident set size now and at its peak, in MiB."""
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        return {key: int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM")}
+        """Return the resident set size now and at its peak, in MiB, of `desks up` and its
+        children (gunicorn's arbiter and workers serve the API), summed."""
+        totals = {"VmRSS": 0.0, "VmHWM": 0.0}
+        for pid in _tree(self.process.pid):
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except FileNotFoundError:
+                continue
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            for key in totals:
+                totals[key] += int(fields[key].split()[0]) / 1024
+        return totals
 
     def close(self) -> None:
         self.process.terminate()
@@ -155,6 +163,23 @@ def timed(action: Callable[[], object], repeat: int) -> list[float]:
         action()
         samples.append((time.perf_counter() - started) * 1000)
     return samples
+
+
+def _tree(root: int) -> list[int]:
+    """Return `root` and every process descended from it."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        tree += frontier
+    return tree
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
