@@ -194,15 +194,20 @@ def test_broadcaster_on_a_busy_port_exits_1_rather_than_hang(tmp_path):
     assert "cannot listen" in (tmp_path / "broadcaster.log").read_text()
 
 
-def test_up_serves_nothing_until_the_watcher_tails_then_stops_on_sigterm(tmp_path):
-    # MongoDB unreachable: a write accepted now could never be logged, so nothing is served.
-    port = free_port()
-    env = {
+def unreachable_mongodb(timeout_ms: int) -> dict[str, str]:
+    """Return an environment naming a MongoDB nothing listens for."""
+    return {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "MONGODB_URI": f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
-        "DESKS_SERVER_SELECTION_TIMEOUT_MS": "200",
+        "DESKS_SERVER_SELECTION_TIMEOUT_MS": str(timeout_ms),
     }
+
+
+def test_up_serves_nothing_until_the_watcher_tails_then_stops_on_sigterm(tmp_path):
+    # MongoDB unreachable: a write accepted now could never be logged, so nothing is served.
+    port = free_port()
+    env = unreachable_mongodb(timeout_ms=200)
     log = tmp_path / "up.log"
     command = ("up", "--port", str(port), "--ws-port", str(free_port()))
     with spawned(log, env, *command) as process:
@@ -229,12 +234,7 @@ def test_up_on_a_busy_port_says_so_and_exits_1(tmp_path):
 
 def test_api_under_gunicorn_answers_and_reports_an_unreachable_store(tmp_path):
     port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "MONGODB_URI": f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
-        "DESKS_SERVER_SELECTION_TIMEOUT_MS": "300",
-    }
+    env = unreachable_mongodb(timeout_ms=300)
     base = f"http://127.0.0.1:{port}"
     command = ("api", "--port", str(port), "--workers", "1")
     with spawned(tmp_path / "api.log", env, *command) as process:

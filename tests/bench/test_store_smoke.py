@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from tests.processes import ROOT
+from tests.bench.conftest import run_benchmark
 
 
 @pytest.mark.parametrize(
@@ -21,14 +17,5 @@ from tests.processes import ROOT
     ],
 )
 def test_store_benchmark_runs_and_records_its_figures(tmp_path, args):
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.store", "--results", str(tmp_path), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    (record,) = [json.loads(path.read_text()) for path in tmp_path.glob("store-*.json")]
-    assert record["machine"]["cores"] >= 1
+    record = run_benchmark("bench.store", tmp_path, *args)
     assert record["benchmark"] == f"store.{args[0]}"
