@@ -12,7 +12,7 @@ from flask_smorest.pagination import PaginationParameters
 from pymongo.errors import DuplicateKeyError
 
 from api.blueprint import Blueprint
-from api.events import event_log
+from api.events import EventQueryArgsSchema, EventSchema, event_log
 from api.idempotency import IdempotencyKeys, KeyReused, Outcome, fingerprint, parse_key
 from api.repository import DeskNotFound, DeskRepository, VersionMismatch
 from api.schemas import DeskCreateSchema, DeskPatchSchema, DeskQueryArgsSchema, DeskSchema
@@ -156,6 +156,25 @@ class DeskItem(MethodView):
             _not_found(desk_id)
         except VersionMismatch as mismatch:
             _precondition_failed(mismatch)
+
+
+@blp.route("/<desk_id>/events", strict_slashes=False)
+class DeskTimeline(MethodView):
+    """One desk's history."""
+
+    @blp.arguments(EventQueryArgsSchema, location="query")
+    @blp.response(200, EventSchema(many=True), headers={"X-Event-Seq": EVENT_SEQ})
+    @blp.alt_response(404, description="The event log has never seen this desk")
+    def get(
+        self, args: dict[str, Any], desk_id: str
+    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """List one desk's events in seq order, a deleted desk's too; page on with `after`."""
+        log = event_log()
+        head = log.head()
+        events = log.of_desk(desk_id, args["after"], args["limit"])
+        if not events and not log.knows(desk_id):
+            abort(404, message=f"The event log has no desk with id {desk_id!r}.")
+        return [event.to_json() for event in events], {"X-Event-Seq": str(head)}
 
 
 def _created(document: dict[str, Any], replayed: bool) -> Outcome:

@@ -43,6 +43,7 @@ QUERY_PARAMETERS = {
     "desks.DeskCollection": {"name", "page", "page_size"},
     "seed_desks": {"name", "page", "page_size"},
     "events.EventHistory": {"after", "limit"},
+    "desks.DeskTimeline": {"after", "limit"},
 }
 
 

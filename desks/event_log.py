@@ -93,6 +93,20 @@ class EventLog:
         cursor = self._events.find({"_id": {"$gt": seq}}, projection={"token": 0})
         return [_event(document) for document in cursor.sort("_id", ASCENDING).limit(limit)]
 
+    def of_desk(self, desk_id: str, after: int, limit: int) -> list[Event]:
+        """Return up to `limit` events of one desk with a seq greater than `after`, in order.
+
+        Served by the (desk_id, seq) index: the cost does not grow with the log.
+        """
+        cursor = self._events.find(
+            {"desk_id": desk_id, "_id": {"$gt": after}}, projection={"token": 0}
+        )
+        return [_event(document) for document in cursor.sort("_id", ASCENDING).limit(limit)]
+
+    def knows(self, desk_id: str) -> bool:
+        """Tell whether the log holds any event of this desk."""
+        return self._events.find_one({"desk_id": desk_id}, projection={"_id": 1}) is not None
+
     def last_state(self, desk_id: str) -> Document | None:
         """Return the desk as its newest logged event shows it, or None if never logged."""
         document = self._events.find_one({"desk_id": desk_id}, sort=[("_id", DESCENDING)])

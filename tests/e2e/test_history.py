@@ -1,0 +1,85 @@
+"""History from the event log: one desk's timeline, whatever became of the desk."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+
+import pytest
+
+from desks.event_log import EventLog
+from desks.settings import Settings
+from desks.store import open_store
+from launcher.system import System
+from tests.conftest import wait_until
+from tests.e2e.conftest import http
+from tests.embedded.conftest import REAL_URI
+
+
+@pytest.fixture(params=["embedded", pytest.param("mongodb", marks=pytest.mark.mongodb)])
+def system(request):
+    """Yield a running system on each store."""
+    if request.param == "embedded":
+        settings = Settings(embedded_path=":memory:", api_port=0, broadcaster_port=0)
+    elif not REAL_URI:
+        pytest.skip("DESKS_TEST_MONGODB_URI is not set: no real replica set to test against")
+    else:
+        database = f"desks_history_{uuid.uuid4().hex[:8]}"
+        settings = Settings(mongodb_uri=REAL_URI, database=database, api_port=0, broadcaster_port=0)
+    store = open_store(settings)
+    system = System(settings, store)
+    system.start()
+    yield system
+    system.stop()
+    if request.param == "mongodb":
+        store.client.drop_database(settings.database)
+    store.close()
+
+
+def lived_and_died(system):
+    """Create a desk, patch it twice, delete it; return its id once all four are logged."""
+    api = f"{system.api_url}/api/desks"
+    status, desk = http("POST", api, {"name": "Mesa", "width": 180, "height": 90})
+    assert status == 201
+    http("POST", api, {"name": "Otra", "width": 1, "height": 1})  # not in its timeline
+    assert http("PATCH", f"{api}/{desk['id']}", {"width": 200})[0] == 200
+    assert http("PATCH", f"{api}/{desk['id']}", {"name": "Mesa Grande"})[0] == 200
+    assert http("DELETE", f"{api}/{desk['id']}")[0] == 204
+    wait_until(lambda: EventLog(system.store.database).head() == 5)
+    return desk["id"]
+
+
+def test_a_desks_timeline_lists_its_events_in_order_even_once_deleted(system):
+    desk_id = lived_and_died(system)
+    url = f"{system.api_url}/api/desks/{desk_id}/events"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        timeline = json.load(response)
+        assert response.headers["X-Event-Seq"] == "5"
+    assert [event["type"] for event in timeline] == [
+        "desk_created",
+        "desk_updated",
+        "desk_updated",
+        "desk_deleted",
+    ]
+    assert [event["seq"] for event in timeline] == [1, 3, 4, 5]
+    assert [event["version"] for event in timeline] == [1, 2, 3, 3]
+    assert {event["desk_id"] for event in timeline} == {desk_id}
+    assert timeline[2]["changes"]["previous"]["name"] == "Mesa"
+
+    status, page = http("GET", f"{url}?after=1&limit=2")
+    assert (status, [event["seq"] for event in page]) == (200, [3, 4])
+    assert http("GET", f"{url}?after=5")[1] == []  # known desk, nothing after: an empty page
+
+
+@pytest.mark.parametrize("desk_id", ["a" * 24, "not-an-id"])
+def test_a_desk_the_log_never_saw_is_404(system, desk_id):
+    status, body = http("GET", f"{system.api_url}/api/desks/{desk_id}/events")
+    assert status == 404 and body["message"]
+
+
+def test_a_timeline_takes_only_its_own_query_parameters(system):
+    desk_id = lived_and_died(system)
+    url = f"{system.api_url}/api/desks/{desk_id}/events"
+    assert http("GET", f"{url}?as_of=3")[0] == 422
+    assert http("GET", f"{url}?limit=0")[0] == 422
