@@ -97,6 +97,12 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     consume.add_argument("--after", type=_seq, help="first print the events after this seq")
     consume.add_argument("--lang", choices=("es", "en"), default="es", help="(%(default)s)")
 
+    commands.add_parser(
+        "verify",
+        help="fold the event log and compare it with the desks collection (exit 1 on a "
+        "difference); needs MONGODB_URI or a store file",
+    )
+
     replay = commands.add_parser("replay", help="print logged events as JSON lines")
     replay.add_argument("--after", type=_seq, default=0, help="start after this seq (0)")
     replay.add_argument("--limit", type=_positive, help="print at most this many")
@@ -118,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser(settings)
     args = parser.parse_args(argv)
     logs.configure(settings.log_level)
-    if args.command in {"up", "api", "watcher"} and not settings.shared_store:
+    if args.command in {"up", "api", "watcher", "verify"} and not settings.shared_store:
         # Each process would get its own empty in-memory store: refuse rather than mislead.
         parser.error(
             f"desks {args.command} needs a store other processes share (the API runs in "
@@ -134,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "broadcaster": _broadcaster,
         "consume": _consume,
         "replay": _replay,
+        "verify": _verify,
     }[args.command]
     return command(settings, args)
 
@@ -325,6 +332,28 @@ def _consume(settings: Settings, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _verify(settings: Settings, args: argparse.Namespace) -> int:
+    from desks.store import open_store
+    from desks.verify import verify
+
+    store = open_store(settings)
+    try:
+        verdict = verify(store)
+    finally:
+        store.close()
+    if verdict.agree:
+        print(f"log and store agree: {verdict.desks} desks, {verdict.events} events")
+        return 0
+    for difference in verdict.differences:
+        print(difference)
+    print(
+        f"log and store differ: {len(verdict.differences)} differences "
+        f"({verdict.desks} desks, {verdict.events} events)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:

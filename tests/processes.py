@@ -80,6 +80,8 @@ class Running:
         raise AssertionError(f"exited before ready: {self.log.read_text()}")
 
     def close(self) -> None:
+        """Kill the process (as kill -9 would); closing twice is harmless."""
         if self.process.poll() is None:
             self.process.kill()
-        self.process.communicate()
+        if self.process.stdout is not None and not self.process.stdout.closed:
+            self.process.communicate()

@@ -243,3 +243,27 @@ def test_api_under_gunicorn_answers_and_reports_an_unreachable_store(tmp_path):
         assert http_status(f"{base}/api/desks") == 503
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
+
+
+def test_verify_says_whether_log_and_store_agree_and_exits_accordingly(system):
+    port, running = system
+    for name in ("A", "B"):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/desks",
+            data=json.dumps({"name": name, "width": 1, "height": 1}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(request, timeout=5).close()
+    env = {"DESKS_EMBEDDED_PATH": str(running.store)}
+    wait_until(lambda: desks("verify", env=env).returncode == 0)
+    result = desks("verify", env=env)
+    assert result.stdout == "log and store agree: 2 desks, 2 events\n"
+
+    running.close()  # nobody logs what follows
+    with EmbeddedClient(running.store) as other_process:
+        other_process["desks"]["desks"].update_one({"name": "A"}, {"$set": {"width": 9}})
+    result = desks("verify", env=env)
+    assert result.returncode == 1
+    assert "field width mismatch on desk" in result.stdout
+    assert "store 9, log 1" in result.stdout
+    assert "log and store differ: 1 differences" in result.stderr

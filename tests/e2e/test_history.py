@@ -11,6 +11,7 @@ import pytest
 from desks.event_log import EventLog
 from desks.settings import Settings
 from desks.store import open_store
+from desks.verify import verify
 from launcher.system import System
 from tests.conftest import wait_until
 from tests.e2e.conftest import http
@@ -83,3 +84,26 @@ def test_a_timeline_takes_only_its_own_query_parameters(system):
     url = f"{system.api_url}/api/desks/{desk_id}/events"
     assert http("GET", f"{url}?as_of=3")[0] == 422
     assert http("GET", f"{url}?limit=0")[0] == 422
+
+
+def test_the_log_explains_the_store_until_something_writes_around_the_watcher(system):
+    lived_and_died(system)
+    verdict = verify(system.store)
+    assert verdict.agree, verdict.differences
+    assert (verdict.desks, verdict.events) == (1, 5)
+
+    system.watcher.stop()  # from here on, writes go unlogged
+    desks = system.store.desks
+    other = desks.find_one({})
+    desks.update_one({"_id": other["_id"]}, {"$set": {"name": "Cambiada"}, "$inc": {"version": 1}})
+    extra = desks.insert_one({"name": "Nueva", "width": 1, "height": 1, "version": 1}).inserted_id
+    differences = verify(system.store).differences
+    assert f"version mismatch on desk {other['_id']}: store 2, log 1" in differences
+    assert (
+        f"field name mismatch on desk {other['_id']}: store 'Cambiada', log 'Otra'" in differences
+    )
+    assert f"extra desk {extra}: in the store, not the log" in differences
+    desks.delete_many({})
+    assert verify(system.store).differences == [
+        f"missing desk {other['_id']}: in the log, not the store"
+    ]

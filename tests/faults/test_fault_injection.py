@@ -22,6 +22,7 @@ from websockets.sync.client import connect
 from desks.event_log import EventLog
 from desks.settings import Settings
 from desks.store import open_store
+from desks.verify import verify
 from launcher.system import System
 from tests.conftest import wait_until
 from tests.e2e.conftest import http
@@ -181,4 +182,6 @@ def test_nothing_lost_nothing_repeated_under_random_faults(system, seed):
         assert client.seqs == list(range(1, WRITES + 1)), f"seed {seed}"
         assert client.resets == 0
         assert client.reconnects >= 2  # it really did drop and resume
+    verdict = verify(system.store)  # and the log alone explains the store, desk by desk
+    assert verdict.agree, f"seed {seed}: {verdict.differences[:10]}"
     print(f"faults applied: {faults}")
