@@ -40,8 +40,10 @@ class Consumer:
         lang: str = "es",
         write: Callable[[str], None] = print,
         backoff: Backoff | None = None,
+        desk: str | None = None,
     ) -> None:
         self.url = url
+        self.desk = desk  # print only this desk's events (resyncs and resets always)
         self.last_seq = after
         self.epoch: str | None = None
         self._text = TEXT[lang]
@@ -95,6 +97,9 @@ class Consumer:
             return None
         if self.last_seq is not None and event.seq <= self.last_seq:
             return None  # already printed: the broadcaster never repeats, but be safe
+        if self.desk is not None and isinstance(event, DeskEvent) and event.desk_id != self.desk:
+            self.last_seq = event.seq  # seen, not shown
+            return None
         try:
             if not isinstance(event, DeskEvent):
                 text = render(event, self._lang)

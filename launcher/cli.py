@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import FrameType
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from desks import logs
 from desks.settings import Settings, SettingsError
@@ -96,6 +96,7 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     consume.add_argument("--url", default=settings.broadcaster_url, help="(%(default)s)")
     consume.add_argument("--after", type=_seq, help="first print the events after this seq")
     consume.add_argument("--lang", choices=("es", "en"), default="es", help="(%(default)s)")
+    consume.add_argument("--desk", help="print only this desk's events (and resyncs)")
 
     commands.add_parser(
         "verify",
@@ -106,6 +107,7 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="print logged events as JSON lines")
     replay.add_argument("--after", type=_seq, default=0, help="start after this seq (0)")
     replay.add_argument("--limit", type=_positive, help="print at most this many")
+    replay.add_argument("--desk", help="only this desk's events (its timeline)")
     replay.add_argument(
         "--api",
         default=f"http://{settings.api_host}:{settings.api_port}",
@@ -325,7 +327,9 @@ def _broadcaster(settings: Settings, args: argparse.Namespace) -> int:
 def _consume(settings: Settings, args: argparse.Namespace) -> int:
     from desks.consumer import Consumer
 
-    consumer = Consumer(args.url, args.after, args.lang, lambda line: print(line, flush=True))
+    consumer = Consumer(
+        args.url, args.after, args.lang, lambda line: print(line, flush=True), desk=args.desk
+    )
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         asyncio.run(consumer.run())
@@ -360,7 +364,8 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     after, remaining = args.after, args.limit
     while remaining is None or remaining > 0:
         page = 1000 if remaining is None else min(remaining, 1000)
-        url = f"{args.api.rstrip('/')}/api/events?{urlencode({'after': after, 'limit': page})}"
+        path = "/api/events" if args.desk is None else f"/api/desks/{quote(args.desk, '')}/events"
+        url = f"{args.api.rstrip('/')}{path}?{urlencode({'after': after, 'limit': page})}"
         try:
             with urllib.request.urlopen(url, timeout=30) as response:
                 events = json.load(response)

@@ -86,6 +86,12 @@ def test_replay_prints_logged_events_as_json_lines(system):
     lines = replay("--after", "1", "--limit", "1")
     assert [json.loads(line)["desk"]["name"] for line in lines] == ["B"]
 
+    # One desk's timeline; a desk the log never saw is an error.
+    b = json.loads(lines[0])["desk_id"]
+    assert [json.loads(line)["desk"]["name"] for line in replay("--desk", b)] == ["B"]
+    unknown = desks("replay", "--api", api, "--desk", "f" * 24)
+    assert unknown.returncode == 1 and "404" in unknown.stderr
+
     # A resync keeps its reason on the way through /api/events.
     with EmbeddedClient(running.store) as other_process:
         other_process["desks"]["desks"].drop()

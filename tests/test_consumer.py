@@ -78,3 +78,17 @@ def test_a_hello_without_a_log_yet_changes_nothing():
     c, lines = consumer(after=5)
     c._handle(json.dumps({"type": "hello", "head": None, "epoch": None}))
     assert (c.last_seq, c.epoch, lines) == (5, None, [])
+
+
+def test_a_desk_filter_prints_that_desk_and_resyncs_only():
+    lines: list[str] = []
+    c = Consumer("ws://127.0.0.1:8765/", 0, "en", lines.append, desk="b" * 24)
+    other = event(1)
+    mine = DeskCreated(2, "2026-11-28T14:30:45.000Z", "b" * 24, 1, {**DESK, "id": "b" * 24})
+    resync = (
+        '{"type": "resync", "seq": 3, "at": "2026-11-28T14:30:46.000Z", "reason": "invalidated"}'
+    )
+    for message in (other.encode(), mine.encode(), resync):
+        c._handle(message)
+    assert len(lines) == 2 and "New desk created" in lines[0] and "Resync" in lines[1]
+    assert c.last_seq == 3  # the other desk's event was seen, just not shown
