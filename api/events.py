@@ -28,11 +28,13 @@ class EventQueryArgsSchema(Schema):
 
 
 class EventSchema(Schema):
-    """An event of the log (docs/events.md): a desk event, or a `resync`."""
+    """An event of the log (docs/events.md): a desk event, a `resync` or a `snapshot`."""
 
     type = fields.String(
         required=True,
-        validate=validate.OneOf(["desk_created", "desk_updated", "desk_deleted", "resync"]),
+        validate=validate.OneOf(
+            ["desk_created", "desk_updated", "desk_deleted", "resync", "snapshot", "desk_snapshot"]
+        ),
     )
     seq = fields.Integer(required=True, metadata={"minimum": 1})
     at = fields.String(required=True, metadata={"format": "date-time"})
@@ -43,7 +45,9 @@ class EventSchema(Schema):
     truncated = fields.Boolean(
         metadata={"description": "desk events too large for clients, in reduced form"}
     )
-    reason = fields.String(metadata={"description": "resync: history_lost or invalidated"})
+    reason = fields.String(
+        metadata={"description": "resync and snapshot: history_lost or invalidated"}
+    )
 
 
 def event_log() -> EventLog:

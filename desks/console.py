@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from desks.events import DeskCreated, DeskDeleted, DeskUpdated, Event, Resync
+from desks.events import (
+    DeskCreated,
+    DeskDeleted,
+    DeskSnapshot,
+    DeskUpdated,
+    Event,
+    Resync,
+    Snapshot,
+)
 
 TEXT: dict[str, dict[str, Any]] = {
     "es": {
@@ -16,6 +24,7 @@ TEXT: dict[str, dict[str, Any]] = {
         "new_log": "🆕 Nuevo registro de eventos: se muestra desde el principio",
         "unreadable": "⚠️  Mensaje ilegible omitido{where}: {error}",
         "resync": "🔄 Resincronización: puede haber cambios sin notificar; recarga el listado",
+        "snapshot": "📸 Instantánea del registro: siguen todas las mesas actuales",
         "created": "🪑 Nueva mesa creada: {name} ({width}x{height}cm)",
         "updated": "✏️  Mesa actualizada: {name} ({width}x{height}cm)",
         "deleted": "🗑️  Mesa eliminada: {name}",
@@ -37,6 +46,7 @@ TEXT: dict[str, dict[str, Any]] = {
         "new_log": "🆕 New event log: showing it from the start",
         "unreadable": "⚠️  Unreadable message skipped{where}: {error}",
         "resync": "🔄 Resync: some changes may not have been announced; reload the desk list",
+        "snapshot": "📸 Registry snapshot: every current desk follows",
         "created": "🪑 New desk created: {name} ({width}x{height}cm)",
         "updated": "✏️  Desk updated: {name} ({width}x{height}cm)",
         "deleted": "🗑️  Desk deleted: {name}",
@@ -71,6 +81,10 @@ def render(event: Event, lang: str = "es", previous: dict[str, Any] | None = Non
     text = TEXT[lang]
     if isinstance(event, Resync):
         return f"[{clock(event.at)}] {text['resync']}"
+    if isinstance(event, Snapshot):
+        return f"[{clock(event.at)}] {text['snapshot']}"
+    if isinstance(event, DeskSnapshot):
+        return ""  # one line per desk would flood the console: the marker said it all
     assert isinstance(event, DeskCreated | DeskUpdated | DeskDeleted)
     desk = event.desk
     values = {

@@ -103,7 +103,7 @@ class Consumer:
         try:
             if not isinstance(event, DeskEvent):
                 text = render(event, self._lang)
-                self._desks.clear()  # a resync: what we remember may be stale
+                self._desks.clear()  # a resync or snapshot: what we remember may be stale
             else:
                 text = render(event, self._lang, self._desks.get(event.desk_id))
                 self._remember(
@@ -112,7 +112,8 @@ class Consumer:
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             self._unreadable(event.seq, error)
         else:
-            self._write(text + "\n")
+            if text:  # desk_snapshot events print nothing, only remembered
+                self._write(text + "\n")
         self.last_seq = event.seq  # printed or not, never asked for again
         return None
 

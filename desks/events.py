@@ -23,6 +23,8 @@ CREATED = "desk_created"
 UPDATED = "desk_updated"
 DELETED = "desk_deleted"
 RESYNC = "resync"
+SNAPSHOT = "snapshot"
+DESK_SNAPSHOT = "desk_snapshot"
 # The desk fields an event always carries, even reduced; what REST needs to fetch the rest.
 KEPT_WHEN_REDUCED = ("id", "version", "created_at", "updated_at")
 # A reduced event keeps any other desk field whose JSON is at most this long.
@@ -94,8 +96,23 @@ class DeskDeleted(DeskEvent):
     type: ClassVar[str] = DELETED
 
 
+@dataclass(frozen=True)
+class Snapshot(Event):
+    """The store's desks follow, one `desk_snapshot` each: what came before is superseded."""
+
+    type: ClassVar[str] = SNAPSHOT
+    reason: str = "history_lost"  # the resync it completes
+
+
+@dataclass(frozen=True)
+class DeskSnapshot(DeskEvent):
+    """One desk as it stood when a snapshot was taken (after a resync)."""
+
+    type: ClassVar[str] = DESK_SNAPSHOT
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls for cls in (DeskCreated, DeskUpdated, DeskDeleted, Resync)
+    cls.type: cls for cls in (DeskCreated, DeskUpdated, DeskDeleted, Resync, Snapshot, DeskSnapshot)
 }
 
 
@@ -156,7 +173,8 @@ def event_desk(document: Mapping[str, Any]) -> Json:
     return desk
 
 
-def _version(desk: Mapping[str, Any]) -> int:
+def version_of(desk: Mapping[str, Any]) -> int:
+    """Return a desk's integer version, 0 when it has none (written around the API)."""
     version = desk.get("version")
     return version if isinstance(version, int) and not isinstance(version, bool) else 0
 
@@ -194,13 +212,13 @@ def from_change(
     before = change.get("fullDocumentBeforeChange")
     if operation == "delete":
         desk = event_desk(before) if before is not None else dict(previous or {"id": desk_id})
-        return DeskDeleted(seq, at, desk_id, _version(desk), desk)
+        return DeskDeleted(seq, at, desk_id, version_of(desk), desk)
     after = change.get("fullDocument")
     if operation == "insert":
         if after is None:
             raise EventFormatError(f"insert of {desk_id} has no document")
         desk = event_desk(after)
-        return DeskCreated(seq, at, desk_id, _version(desk), desk)
+        return DeskCreated(seq, at, desk_id, version_of(desk), desk)
     changes = _changes(change.get("updateDescription"), before, after)
     if after is not None:
         desk = event_desk(after)
@@ -208,7 +226,7 @@ def from_change(
         desk = {"id": desk_id, **(previous or {}), **changes["set"]}
         for name in changes["removed"]:
             desk.pop(name, None)
-    return DeskUpdated(seq, at, desk_id, _version(desk), desk, changes=changes)
+    return DeskUpdated(seq, at, desk_id, version_of(desk), desk, changes=changes)
 
 
 def _changes(

@@ -1,8 +1,9 @@
 """Proof that the log explains the store: fold the event log, compare with the desks collection.
 
-Folding applies each desk event in seq order: a created or updated desk is as its event shows
-it, a deleted one is gone. What remains must be exactly the `desks` collection, field by
-field. Run it while writes are quiet: a write the watcher has not logged yet is a difference.
+Folding applies each desk event in seq order: a created, updated or snapshot desk is as its
+event shows it, a deleted one is gone, and a `snapshot` marker starts the registry afresh.
+What remains must be exactly the `desks` collection, field by field. Run it while writes are
+quiet: a write the watcher has not logged yet is a difference.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from desks.event_log import EventLog
-from desks.events import DeskDeleted, DeskEvent, Event, Resync, event_desk
+from desks.events import DeskDeleted, DeskEvent, Event, Resync, Snapshot, event_desk
 from desks.store import Store
 
 Json = dict[str, Any]
@@ -36,14 +37,18 @@ class Verdict:
 
 
 def fold(events: Iterable[Event]) -> tuple[dict[str, Json], int, list[int]]:
-    """Return the desks the log leaves behind, how many events it read, and its resync seqs."""
+    """Return the desks the log leaves behind, how many events it read, and the seqs of the
+    resyncs no snapshot followed (changes before them may be missing from the log)."""
     desks: dict[str, Json] = {}
     count = 0
     resyncs: list[int] = []
     for event in events:
         count += 1
         if isinstance(event, Resync):
-            resyncs.append(event.seq)  # changes before it may be missing from the log
+            resyncs.append(event.seq)
+        elif isinstance(event, Snapshot):
+            desks.clear()  # the desk_snapshot events that follow are the whole registry
+            resyncs.clear()
         elif isinstance(event, DeskDeleted):
             desks.pop(event.desk_id, None)
         elif isinstance(event, DeskEvent):
@@ -65,7 +70,7 @@ def verify(store: Store) -> Verdict:
     verdict = Verdict(events=count)
     for seq in resyncs:
         verdict.differences.append(
-            f"resync at seq {seq}: changes before it were never logged, so the fold may differ"
+            f"resync at seq {seq} without a snapshot: changes before it were never logged"
         )
     for document in store.desks.find():
         verdict.desks += 1

@@ -95,9 +95,10 @@ def test_replay_prints_logged_events_as_json_lines(system):
     # A resync keeps its reason on the way through /api/events.
     with EmbeddedClient(running.store) as other_process:
         other_process["desks"]["desks"].drop()
-    wait_until(lambda: len(replay()) == 4)
-    resync = json.loads(replay("--after", "3")[0])
+    wait_until(lambda: len(replay()) == 5)
+    resync, snapshot = (json.loads(line) for line in replay("--after", "3"))
     assert (resync["type"], resync["reason"]) == ("resync", "invalidated")
+    assert (snapshot["type"], snapshot["reason"]) == ("snapshot", "invalidated")  # no desks left
 
 
 def test_replay_reports_an_unreachable_api():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from desks.consumer import NEW_LOG, Consumer, subscribe_url
-from desks.events import DeskCreated
+from desks.events import DeskCreated, DeskSnapshot, DeskUpdated
 
 DESK = {"id": "a" * 24, "name": "Mesa", "width": 1, "height": 2, "version": 1}
 
@@ -92,3 +92,16 @@ def test_a_desk_filter_prints_that_desk_and_resyncs_only():
         c._handle(message)
     assert len(lines) == 2 and "New desk created" in lines[0] and "Resync" in lines[1]
     assert c.last_seq == 3  # the other desk's event was seen, just not shown
+
+
+def test_a_snapshot_is_one_line_and_its_desks_are_remembered_not_printed():
+    lines: list[str] = []
+    c = Consumer("ws://127.0.0.1:8765/", 0, "es", lines.append)
+    at = "2026-11-28T14:30:45.000Z"
+    c._handle(json.dumps({"type": "snapshot", "seq": 1, "at": at, "reason": "history_lost"}))
+    c._handle(DeskSnapshot(2, at, "a" * 24, 1, DESK).encode())
+    changes = {"set": {"width": 5, "version": 2}, "removed": []}
+    c._handle(DeskUpdated(3, at, "a" * 24, 2, {**DESK, "width": 5}, changes=changes).encode())
+    assert len(lines) == 2
+    assert "Instantánea del registro" in lines[0]
+    assert "Ancho: 1cm → 5cm" in lines[1]  # the old width came from the snapshot

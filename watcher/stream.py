@@ -9,13 +9,24 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pymongo import ASCENDING
 from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError
 
 from desks.backoff import Backoff
 from desks.bson_json import key_text
 from desks.desk import iso_utc, utc_now
 from desks.event_log import EventLog
-from desks.events import DeskEvent, EventFormatError, Resync, fit, from_change
+from desks.events import (
+    DeskEvent,
+    DeskSnapshot,
+    EventFormatError,
+    Resync,
+    Snapshot,
+    event_desk,
+    fit,
+    from_change,
+    version_of,
+)
 from desks.store import DESKS, Store
 from watcher.checkpoint import Checkpoint
 from watcher.feed import ChangeFeed
@@ -182,8 +193,11 @@ class Watcher:
         with stream:
             if self._checkpoint.resync_reason is not None:
                 # Logged only once the new stream is open: any write after this resync is an
-                # event after it, any write before it is in the snapshot clients reload.
+                # event after it, any write before it is in the snapshot that follows it. A
+                # crash before the checkpoint is saved logs both again: the newer snapshot
+                # supersedes a partial one.
                 self._log_resync(self._checkpoint.resync_reason)
+                self._log_snapshot(self._checkpoint.resync_reason)
                 self._checkpoint.save(stream.resume_token, force=True)
             elif token is None:
                 # Started from "now": make that position durable at once, or the writes
@@ -231,6 +245,33 @@ class Watcher:
         self._events.append(event, f"resync:{uuid.uuid4().hex}")
         self._seq = event.seq
         log.info("logged", extra={"seq": event.seq, "type": event.type, "reason": reason})
+
+    def _log_snapshot(self, reason: str) -> None:
+        """Log a `snapshot` marker and every desk as it stands, so the log alone rebuilds the
+        store: the changes since the last logged event were lost with the history.
+
+        Desks written while it is read also come through the open stream afterwards, and
+        folding those events on top of the snapshot gives the same state.
+        """
+        label = uuid.uuid4().hex
+        marker = Snapshot(self._seq + 1, iso_utc(utc_now()), reason)
+        self._events.append(marker, f"snapshot:{label}")
+        seq = marker.seq
+        batch: list[tuple[DeskEvent, str]] = []
+        for document in self._store.desks.find().sort("_id", ASCENDING):
+            seq += 1
+            desk = event_desk(document)
+            snapshot = DeskSnapshot(seq, marker.at, desk["id"], version_of(desk), desk)
+            event = fit(snapshot, self._max_event_bytes)
+            assert isinstance(event, DeskEvent)
+            batch.append((event, f"snapshot:{label}:{seq}"))
+            if len(batch) == BATCH:
+                self._events.append_many(batch)
+                batch = []
+        if batch:
+            self._events.append_many(batch)
+        log.info("snapshot logged", extra={"seq": marker.seq, "desks": seq - marker.seq})
+        self._seq = seq
 
     def _log_batch(self, changes: Sequence[Mapping[str, Any]]) -> None:
         """Log the events of `changes` in one write, skipping changes logged before."""

@@ -10,6 +10,7 @@ from desks.event_log import EventLog
 from desks.service import Service
 from desks.settings import Settings
 from desks.store import open_store
+from desks.verify import verify
 from embedded import EmbeddedClient
 from embedded.oplog import history_lost
 from tests.conftest import wait_until
@@ -186,12 +187,23 @@ def test_history_lost_starts_over_from_now_instead_of_crash_looping(embedded, st
     watcher = start(store, events)
     assert watcher.watcher.healthy.wait(10)  # tailing again, from now
     desks.create({"name": "B", "width": 1, "height": 1})
-    wait_until(lambda: events.head() == 3)
+    wait_until(lambda: events.head() == 6)
     watcher.stop()
     logged = log_of(events)
-    assert [e.type for e in logged] == ["desk_created", "resync", "desk_created"]
-    assert logged[1].reason == "history_lost"
-    assert [logged[0].desk["name"], logged[2].desk["name"]] == ["A", "B"]
+    assert [e.type for e in logged] == [
+        "desk_created",
+        "resync",
+        "snapshot",  # the log alone rebuilds the store: every desk as it stood
+        "desk_snapshot",
+        "desk_snapshot",
+        "desk_created",
+    ]
+    assert logged[1].reason == logged[2].reason == "history_lost"
+    assert [logged[3].desk["name"], logged[4].desk["name"]] == ["A", "lost"]
+    assert logged[5].desk["name"] == "B"
+    verdict = verify(store)
+    assert verdict.agree, verdict.differences  # "lost" was never logged, yet it is explained
+    assert (verdict.desks, verdict.events) == (3, 6)
 
 
 def test_history_lost_at_the_first_poll_also_resyncs(embedded, store, events, desks):
@@ -211,20 +223,24 @@ def test_dropping_the_collection_resyncs_and_carries_on(store, events, desks):
     desks.create({"name": "A", "width": 1, "height": 1})
     wait_until(lambda: events.head() == 1)
     store.desks.drop()
-    wait_until(lambda: events.head() == 2)
-    assert log_of(events)[1].reason == "invalidated"
+    wait_until(lambda: events.head() == 3)  # resync, and a snapshot of no desks
+    assert [(e.type, e.reason) for e in log_of(events)[1:]] == [
+        ("resync", "invalidated"),
+        ("snapshot", "invalidated"),
+    ]
     assert watcher.watcher.healthy.wait(10)
     desks.create({"name": "B", "width": 1, "height": 1})
-    wait_until(lambda: events.head() == 3)
+    wait_until(lambda: events.head() == 4)
     watcher.stop()
+    assert verify(store).agree
 
 
 def test_a_resync_owed_survives_a_crash_before_it_is_logged(store, events, desks):
     Checkpoint(store.database).start_over("history_lost")  # crashed right after this
     watcher = start(store, events)
-    wait_until(lambda: events.head() == 1)
+    wait_until(lambda: events.head() == 2)
     watcher.stop()
-    assert log_of(events)[0].type == "resync"
+    assert [e.type for e in log_of(events)] == ["resync", "snapshot"]
     assert Checkpoint(store.database).load() is not None
 
 
@@ -234,11 +250,11 @@ def test_an_unusable_checkpoint_starts_over_instead_of_retrying_forever(
 ):
     store.database["watcher_checkpoints"].insert_one({"_id": "desks", "resume_token": token})
     watcher = start(store, events)
-    wait_until(lambda: events.head() == 1)  # the resync
+    wait_until(lambda: events.head() == 2)  # the resync and its (empty) snapshot
     desks.create({"name": "A", "width": 1, "height": 1})
-    wait_until(lambda: events.head() == 2)
+    wait_until(lambda: events.head() == 3)
     watcher.stop()
-    assert [e.type for e in log_of(events)] == ["resync", "desk_created"]
+    assert [e.type for e in log_of(events)] == ["resync", "snapshot", "desk_created"]
 
 
 def test_a_document_that_is_not_a_desk_is_logged_with_what_it_has(store, events, desks):
