@@ -81,7 +81,9 @@ class DeskCollection(MethodView):
     def get(
         self, args: dict[str, Any], pagination_parameters: PaginationParameters
     ) -> tuple[list[dict[str, Any]], dict[str, str]]:
-        """List desks, oldest first, optionally filtered by name."""
+        """List desks, oldest first, optionally filtered by name; `as_of` for the past."""
+        if "as_of" in args:
+            return _as_of(args["as_of"], args.get("name"), pagination_parameters)
         # Read the head first: the snapshot is then at least as new as it, so a dashboard that
         # subscribes with after=<head> and skips versions it has misses nothing.
         head = event_log().head()
@@ -175,6 +177,21 @@ class DeskTimeline(MethodView):
         if not events and not log.knows(desk_id):
             abort(404, message=f"The event log has no desk with id {desk_id!r}.")
         return [event.to_json() for event in events], {"X-Event-Seq": str(head)}
+
+
+def _as_of(
+    seq: int, name: str | None, pagination: PaginationParameters
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    log = event_log()
+    head = log.head()
+    if seq > head:
+        abort(422, errors={"query": {"as_of": [f"Beyond the event log's head, seq {head}."]}})
+    unknown = log.unknown_state(seq)
+    if unknown is not None:
+        abort(422, errors={"query": {"as_of": [f"Unknown state: {unknown}."]}})
+    desks, total = log.as_of(seq, name, pagination.first_item, pagination.page_size)
+    pagination.item_count = total
+    return desks, {"X-Event-Seq": str(seq)}
 
 
 def _created(document: dict[str, Any], replayed: bool) -> Outcome:

@@ -168,7 +168,15 @@ class DeskPatchSchema(Schema):
 
 
 class DeskQueryArgsSchema(Schema):
-    """Filters for listing desks."""
+    """Filters for listing desks, now or as they stood after an event."""
+
+    as_of = fields.Integer(
+        validate=validate.Range(min=0, max=2**62),
+        metadata={
+            "description": "list the desks as they stood right after the event with this seq "
+            "(from the event log); X-Event-Seq echoes it"
+        },
+    )
 
     name = fields.String(
         validate=validate.Length(min=1, max=MAX_NAME_LENGTH),

@@ -6,6 +6,7 @@ package because the API reads it too, and the API may not import the watcher.
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from desks.bson_json import to_json
-from desks.events import Event, decode
+from desks.events import DELETED, DESK_SNAPSHOT, RESYNC, SNAPSHOT, Event, decode
 from desks.store import majority
 
 Document = dict[str, Any]
@@ -106,6 +107,65 @@ class EventLog:
     def knows(self, desk_id: str) -> bool:
         """Tell whether the log holds any event of this desk."""
         return self._events.find_one({"desk_id": desk_id}, projection={"_id": 1}) is not None
+
+    def as_of(
+        self, seq: int, name: str | None, skip: int, limit: int
+    ) -> tuple[list[Document], int]:
+        """Return one page of the desks as they stood right after event `seq` (oldest first,
+        optionally those whose name holds `name`), and how many there were in all.
+
+        One aggregation on either store: each desk's newest event up to `seq`, from the latest
+        snapshot on (it holds every desk), deleted desks left out.
+        """
+        marker = self._events.find_one(
+            {"type": SNAPSHOT, "_id": {"$lte": seq}}, sort=[("_id", DESCENDING)]
+        )
+        start = int(marker["_id"]) if marker else 0
+        live: Document = {"type": {"$ne": DELETED}}
+        if name is not None:
+            live["desk.name"] = {"$regex": re.escape(name), "$options": "i"}
+        pipeline: list[Document] = [
+            {"$match": {"_id": {"$gt": start, "$lte": seq}, "desk_id": {"$exists": True}}},
+            {"$sort": {"desk_id": ASCENDING, "_id": DESCENDING}},
+            {
+                "$group": {
+                    "_id": "$desk_id",
+                    "type": {"$first": "$type"},
+                    "desk": {"$first": "$desk"},
+                }
+            },
+            {"$match": live},
+            {"$sort": {"desk.created_at": ASCENDING, "_id": ASCENDING}},
+            {"$facet": {"total": [{"$count": "n"}], "page": [{"$skip": skip}, {"$limit": limit}]}},
+        ]
+        empty: Document = {"total": [], "page": []}
+        result: Document = next(iter(self._events.aggregate(pipeline)), empty)
+        total = int(result["total"][0]["n"]) if result["total"] else 0
+        return [to_json(row["desk"]) for row in result["page"]], total
+
+    def unknown_state(self, seq: int) -> str | None:
+        """Say why the registry right after `seq` cannot be told, if it cannot: from a resync
+        until its snapshot is complete, the changes in between were never logged."""
+        resync = self._events.find_one(
+            {"type": RESYNC, "_id": {"$lte": seq}}, sort=[("_id", DESCENDING)]
+        )
+        if resync is None:
+            return None
+        marker = self._events.find_one({"_id": resync["_id"] + 1, "type": SNAPSHOT})
+        if marker is None:
+            return f"history was lost at seq {resync['_id']} and no snapshot follows it"
+        after = self._events.find_one(
+            {"_id": {"$gt": marker["_id"]}, "type": {"$ne": DESK_SNAPSHOT}},
+            sort=[("_id", ASCENDING)],
+            projection={"_id": 1},
+        )
+        complete = int(after["_id"]) - 1 if after else self.head()
+        if seq < complete:
+            return (
+                f"history was lost at seq {resync['_id']}; the registry is known again from "
+                f"seq {complete}, once its snapshot is complete"
+            )
+        return None
 
     def last_state(self, desk_id: str) -> Document | None:
         """Return the desk as its newest logged event shows it, or None if never logged."""

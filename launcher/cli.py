@@ -109,6 +109,9 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     replay.add_argument("--limit", type=_positive, help="print at most this many")
     replay.add_argument("--desk", help="only this desk's events (its timeline)")
     replay.add_argument(
+        "--as-of", type=_seq, help="print the desks as they stood right after this seq instead"
+    )
+    replay.add_argument(
         "--api",
         default=f"http://{settings.api_host}:{settings.api_port}",
         help="the API to read from (%(default)s)",
@@ -360,7 +363,32 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     return 1
 
 
+def _get_json(url: str) -> object:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.load(response)
+
+
+def _replay_as_of(args: argparse.Namespace) -> int:
+    page = 1
+    while True:
+        query = urlencode({"as_of": args.as_of, "page": page, "page_size": 100})
+        url = f"{args.api.rstrip('/')}/api/desks?{query}"
+        try:
+            desks = _get_json(url)
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            print(f"desks replay: cannot read {url}: {error}", file=sys.stderr)
+            return 1
+        assert isinstance(desks, list)
+        for desk in desks:
+            print(json.dumps(desk, ensure_ascii=False), flush=True)
+        if len(desks) < 100:
+            return 0
+        page += 1
+
+
 def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    if args.as_of is not None:
+        return _replay_as_of(args)
     after, remaining = args.after, args.limit
     while remaining is None or remaining > 0:
         page = 1000 if remaining is None else min(remaining, 1000)

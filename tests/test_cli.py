@@ -86,6 +86,12 @@ def test_replay_prints_logged_events_as_json_lines(system):
     lines = replay("--after", "1", "--limit", "1")
     assert [json.loads(line)["desk"]["name"] for line in lines] == ["B"]
 
+    # The registry as of a seq: desks as JSON lines.
+    assert [json.loads(line)["name"] for line in replay("--as-of", "2")] == ["A", "B"]
+    assert replay("--as-of", "0") == []
+    beyond = desks("replay", "--api", api, "--as-of", "99")
+    assert beyond.returncode == 1 and "422" in beyond.stderr
+
     # One desk's timeline; a desk the log never saw is an error.
     b = json.loads(lines[0])["desk_id"]
     assert [json.loads(line)["desk"]["name"] for line in replay("--desk", b)] == ["B"]

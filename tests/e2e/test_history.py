@@ -107,3 +107,35 @@ def test_the_log_explains_the_store_until_something_writes_around_the_watcher(sy
     assert verify(system.store).differences == [
         f"missing desk {other['_id']}: in the log, not the store"
     ]
+
+
+def test_the_registry_as_of_each_seq_of_a_desks_life(system):
+    desk_id = lived_and_died(system)  # 1 created, 2 another desk, 3 and 4 patched, 5 deleted
+    api = f"{system.api_url}/api/desks"
+
+    def as_of(seq, query=""):
+        with urllib.request.urlopen(f"{api}?as_of={seq}{query}", timeout=10) as response:
+            assert response.headers["X-Event-Seq"] == str(seq)
+            pagination = json.loads(response.headers["X-Pagination"] or "{}")
+            return json.load(response), pagination.get("total", 0)
+
+    def shape(desks):
+        return [(d["name"], d["width"], d["version"]) for d in desks]
+
+    assert shape(as_of(0)[0]) == []
+    assert shape(as_of(1)[0]) == [("Mesa", 180, 1)]
+    assert shape(as_of(2)[0]) == [("Mesa", 180, 1), ("Otra", 1, 1)]
+    assert shape(as_of(3)[0]) == [("Mesa", 200, 2), ("Otra", 1, 1)]
+    assert shape(as_of(4)[0]) == [("Mesa Grande", 200, 3), ("Otra", 1, 1)]
+    assert shape(as_of(5)[0]) == [("Otra", 1, 1)]
+    assert as_of(4)[0][0]["id"] == desk_id
+    # The live list's filters and pagination, in the past.
+    assert shape(as_of(4, "&name=grande")[0]) == [("Mesa Grande", 200, 3)]
+    page, total = as_of(4, "&page=2&page_size=1")
+    assert (shape(page), total) == ([("Otra", 1, 1)], 2)
+    # The present, as_of the head, is what the live list says.
+    assert as_of(5)[0] == http("GET", api)[1]
+
+    status, body = http("GET", f"{api}?as_of=6")
+    assert status == 422 and "as_of" in body["errors"]["query"]
+    assert http("GET", f"{api}?as_of=-1")[0] == 422

@@ -204,6 +204,19 @@ def test_history_lost_starts_over_from_now_instead_of_crash_looping(embedded, st
     verdict = verify(store)
     assert verdict.agree, verdict.differences  # "lost" was never logged, yet it is explained
     assert (verdict.desks, verdict.events) == (3, 6)
+    # The past: known up to the last event before the loss, and again once the snapshot is
+    # complete; not in between.
+    assert [events.unknown_state(seq) is None for seq in range(1, 7)] == [
+        True,
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]
+    assert [d["name"] for d in events.as_of(1, None, 0, 10)[0]] == ["A"]
+    assert [d["name"] for d in events.as_of(5, None, 0, 10)[0]] == ["A", "lost"]
+    assert events.as_of(6, "b", 0, 10) == ([logged[5].desk], 1)
 
 
 def test_history_lost_at_the_first_poll_also_resyncs(embedded, store, events, desks):
