@@ -5,7 +5,8 @@ Each subcommand prints one line and writes a JSON record under bench/results/:
     python -m bench.store writes --desks 100000   # POST/s, POST and write-to-client p50/p99,
                                                   # list page + count, RSS of `desks up`
     python -m bench.store catchup --backlog 100000  # watcher: events logged per second
-    python -m bench.store events --events 1000000   # GET /api/events?after=<head-100>
+    python -m bench.store events --events 1000000   # GET /api/events?after=<head-100>, a
+                                                    # desk's timeline, the registry as_of
     python -m bench.store wakeup --writes 500       # a commit in one process -> a stream in
                                                     # another
 
@@ -297,16 +298,24 @@ def bench_events(args: argparse.Namespace, directory: str) -> dict[str, Any]:
     store.close()
     up = Up(path, free_port(), free_port())
     try:
-        connection = http.client.HTTPConnection("127.0.0.1", up.port)
+        connection = http.client.HTTPConnection("127.0.0.1", up.port, timeout=120)
         after = args.events - 100
         samples = timed(
             lambda: request(connection, "GET", f"/api/events?after={after}&limit=100"), 200
         )
         status, page, headers = request(connection, "GET", f"/api/events?after={after}")
         assert status == 200 and len(page) == 100 and headers["X-Event-Seq"] == str(args.events)
+        desk = page[0]["desk_id"]
+        timeline = timed(lambda: request(connection, "GET", f"/api/desks/{desk}/events"), 200)
+        as_of = args.events // 2
+        past = timed(lambda: request(connection, "GET", f"/api/desks?as_of={as_of}"), 5)
+        status, desks, headers = request(connection, "GET", f"/api/desks?as_of={as_of}")
+        assert status == 200 and headers["X-Event-Seq"] == str(as_of) and len(desks) == 10
         return {
             "parameters": {"events": args.events, "after": after},
             "get_events_ms": percentiles(samples),
+            "desk_timeline_ms": percentiles(timeline),
+            "as_of_half_the_log_ms": percentiles(past),
             "rss_mib": up.memory(),
         }
     finally:
