@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import FrameType
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from desks import logs
@@ -257,11 +258,10 @@ def _watcher(settings: Settings, args: argparse.Namespace) -> int:
     from desks.event_log import EventLog
     from desks.service import Service
     from desks.store import open_store
-    from watcher.checkpoint import Checkpoint
+    from launcher import configured
     from watcher.health import HealthServer
     from watcher.lease import Lease
     from watcher.publisher import Publisher
-    from watcher.stream import Watcher
 
     assert settings.publish_token is not None
     stopping = _stop_on_signal()
@@ -270,13 +270,7 @@ def _watcher(settings: Settings, args: argparse.Namespace) -> int:
     events = EventLog(store.database)
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     lease = Lease(store.database, owner, settings.lease_ttl_seconds)
-    watcher = Watcher(
-        store,
-        events,
-        Checkpoint(store.database, idle_interval=settings.checkpoint_idle_seconds, lease=lease),
-        lease=lease,
-        max_event_bytes=settings.max_event_bytes,
-    )
+    watcher = configured.watcher(settings, store, events, lease)
     # One publisher per broadcaster, each reading the log; only the lease holder's publish.
     publishers = [
         Publisher(url, settings.publish_token, events, may_publish=lambda: watcher.leading)
@@ -307,10 +301,11 @@ def _watcher(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _broadcaster(settings: Settings, args: argparse.Namespace) -> int:
-    from broadcaster.server import Broadcaster, Limits
+    from broadcaster.server import Broadcaster
     from desks.event_log import EventLog
     from desks.service import Service
     from desks.store import open_store
+    from launcher import configured
 
     assert settings.publish_token is not None
     stopping = _stop_on_signal()
@@ -318,7 +313,7 @@ def _broadcaster(settings: Settings, args: argparse.Namespace) -> int:
     # On a shared store it refills its history from the event log at start; alone, the
     # publisher gives it the window it retains when it connects.
     events = EventLog(open_store(settings).database) if settings.shared_store else None
-    limits = Limits(max_buffer=settings.client_buffer_bytes, ahead_wait=settings.ahead_wait_seconds)
+    limits = configured.limits(settings)
     server = Broadcaster(settings.publish_token, settings.history_size, events, limits)
     service = Service("broadcaster", lambda stop: server.run(args.host, args.port, stop), crash)
     service.start()
@@ -363,9 +358,18 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     return 1
 
 
-def _get_json(url: str) -> object:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return json.load(response)
+def _read_list(url: str) -> list[Any] | None:
+    """Return the JSON list the API answers at `url`, or None having said why it cannot."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            found = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        print(f"desks replay: cannot read {url}: {error}", file=sys.stderr)
+        return None
+    if not isinstance(found, list):
+        print(f"desks replay: {url} did not answer a list", file=sys.stderr)
+        return None
+    return found
 
 
 def _replay_as_of(args: argparse.Namespace) -> int:
@@ -373,12 +377,9 @@ def _replay_as_of(args: argparse.Namespace) -> int:
     while True:
         query = urlencode({"as_of": args.as_of, "page": page, "page_size": 100})
         url = f"{args.api.rstrip('/')}/api/desks?{query}"
-        try:
-            desks = _get_json(url)
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            print(f"desks replay: cannot read {url}: {error}", file=sys.stderr)
+        desks = _read_list(url)
+        if desks is None:
             return 1
-        assert isinstance(desks, list)
         for desk in desks:
             print(json.dumps(desk, ensure_ascii=False), flush=True)
         if len(desks) < 100:
@@ -394,11 +395,8 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
         page = 1000 if remaining is None else min(remaining, 1000)
         path = "/api/events" if args.desk is None else f"/api/desks/{quote(args.desk, '')}/events"
         url = f"{args.api.rstrip('/')}{path}?{urlencode({'after': after, 'limit': page})}"
-        try:
-            with urllib.request.urlopen(url, timeout=30) as response:
-                events = json.load(response)
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            print(f"desks replay: cannot read {url}: {error}", file=sys.stderr)
+        events = _read_list(url)
+        if events is None:
             return 1
         for event in events:
             print(json.dumps(event, ensure_ascii=False), flush=True)

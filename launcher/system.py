@@ -15,16 +15,15 @@ from collections.abc import Callable, Mapping
 
 from api import create_app
 from api.server import InProcessServer
-from broadcaster.server import Broadcaster, Limits
+from broadcaster.server import Broadcaster
 from desks.event_log import EventLog
 from desks.service import Service
 from desks.settings import Settings
 from desks.store import Store
+from launcher import configured
 from launcher.api_process import ApiProcess
-from watcher.checkpoint import Checkpoint
 from watcher.lease import Lease
 from watcher.publisher import Publisher
-from watcher.stream import Watcher
 
 log = logging.getLogger("desks.system")
 
@@ -74,16 +73,8 @@ class System:
         self.watcher_lease = Lease(
             database, f"up:{secrets.token_hex(4)}", self.settings.lease_ttl_seconds
         )
-        self._watcher = Watcher(
-            self.store,
-            self.events,
-            Checkpoint(
-                database,
-                idle_interval=self.settings.checkpoint_idle_seconds,
-                lease=self.watcher_lease,
-            ),
-            lease=self.watcher_lease,
-            max_event_bytes=self.settings.max_event_bytes,
+        self._watcher = configured.watcher(
+            self.settings, self.store, self.events, self.watcher_lease
         )
         return Service("watcher", self._watcher.run, self._on_crash)
 
@@ -92,10 +83,7 @@ class System:
             self.publish_token,
             self.settings.history_size,
             events=self.events,
-            limits=Limits(
-                max_buffer=self.settings.client_buffer_bytes,
-                ahead_wait=self.settings.ahead_wait_seconds,
-            ),
+            limits=configured.limits(self.settings),
         )
         host = self.settings.broadcaster_host
         return Service(

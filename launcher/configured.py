@@ -1,0 +1,24 @@
+"""Components built as the settings say, once for `desks up` and the single-role commands."""
+
+from __future__ import annotations
+
+from broadcaster.server import Limits
+from desks.event_log import EventLog
+from desks.settings import Settings
+from desks.store import Store
+from watcher.checkpoint import Checkpoint
+from watcher.lease import Lease
+from watcher.stream import Watcher
+
+
+def watcher(settings: Settings, store: Store, events: EventLog, lease: Lease) -> Watcher:
+    """Return a watcher holding `lease`, its checkpoint fenced by the same lease."""
+    checkpoint = Checkpoint(
+        store.database, idle_interval=settings.checkpoint_idle_seconds, lease=lease
+    )
+    return Watcher(store, events, checkpoint, lease=lease, max_event_bytes=settings.max_event_bytes)
+
+
+def limits(settings: Settings) -> Limits:
+    """Return what one broadcaster client may cost."""
+    return Limits(max_buffer=settings.client_buffer_bytes, ahead_wait=settings.ahead_wait_seconds)
