@@ -26,8 +26,8 @@ class BodyLimit:
         self._max_bytes = max_bytes
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("CONTENT_LENGTH") or not environ.get("wsgi.input_terminated"):
-            return self._app(environ, start_response)
+        if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            return self._app(environ, start_response)  # no body, or a declared length
         body = environ["wsgi.input"].read(self._max_bytes + 1)
         if len(body) > self._max_bytes:
             message = f"The body is larger than {self._max_bytes // 1024} KiB."
@@ -43,6 +43,6 @@ class BodyLimit:
             return [payload.encode()]
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
-        del environ["wsgi.input_terminated"]
-        environ.pop("HTTP_TRANSFER_ENCODING", None)  # Werkzeug ignores lengths next to it
+        environ.pop("wsgi.input_terminated", None)
+        del environ["HTTP_TRANSFER_ENCODING"]  # Werkzeug ignores lengths next to it
         return self._app(environ, start_response)
