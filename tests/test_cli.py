@@ -18,7 +18,7 @@ import pytest
 
 from embedded import EmbeddedClient
 from tests.conftest import free_port, wait_until
-from tests.processes import ROOT, Running, http_status, spawned
+from tests.processes import ROOT, Running, desks_env, http_status, spawned
 
 
 def desks(*args, env=None, **kwargs):
@@ -183,12 +183,7 @@ def test_up_prints_urls_and_stops_on_sigterm_within_5s(system):
 
 def test_broadcaster_process_serves_probes_and_stops_on_sigterm(tmp_path):
     port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DESKS_PUBLISH_TOKEN": "t",
-        "DESKS_EMBEDDED_PATH": str(tmp_path / "store.sqlite3"),
-    }
+    env = desks_env(DESKS_PUBLISH_TOKEN="t", DESKS_EMBEDDED_PATH=str(tmp_path / "store.sqlite3"))
     with spawned(tmp_path / "broadcaster.log", env, "broadcaster", "--port", str(port)) as process:
         wait_until(lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 200)
         process.send_signal(signal.SIGTERM)
@@ -196,8 +191,7 @@ def test_broadcaster_process_serves_probes_and_stops_on_sigterm(tmp_path):
 
 
 def test_broadcaster_on_a_busy_port_exits_1_rather_than_hang(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DESKS_PUBLISH_TOKEN": "t"}
-    env["DESKS_EMBEDDED_PATH"] = str(tmp_path / "store.sqlite3")
+    env = desks_env(DESKS_PUBLISH_TOKEN="t", DESKS_EMBEDDED_PATH=str(tmp_path / "store.sqlite3"))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -209,12 +203,10 @@ def test_broadcaster_on_a_busy_port_exits_1_rather_than_hang(tmp_path):
 
 def unreachable_mongodb(timeout_ms: int) -> dict[str, str]:
     """Return an environment naming a MongoDB nothing listens for."""
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "MONGODB_URI": f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
-        "DESKS_SERVER_SELECTION_TIMEOUT_MS": str(timeout_ms),
-    }
+    return desks_env(
+        MONGODB_URI=f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
+        DESKS_SERVER_SELECTION_TIMEOUT_MS=str(timeout_ms),
+    )
 
 
 def test_up_serves_nothing_until_the_watcher_tails_then_stops_on_sigterm(tmp_path):
