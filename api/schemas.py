@@ -174,7 +174,7 @@ class DeskQueryArgsSchema(Schema):
         validate=validate.Range(min=0, max=2**62),
         metadata={
             "description": "list the desks as they stood right after the event with this seq "
-            "(from the event log); X-Event-Seq echoes it"
+            "(from the event log), in the order they entered the log; X-Event-Seq echoes it"
         },
     )
 

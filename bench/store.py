@@ -308,14 +308,20 @@ def bench_events(args: argparse.Namespace, directory: str) -> dict[str, Any]:
         desk = page[0]["desk_id"]
         timeline = timed(lambda: request(connection, "GET", f"/api/desks/{desk}/events"), 200)
         as_of = args.events // 2
-        past = timed(lambda: request(connection, "GET", f"/api/desks?as_of={as_of}"), 5)
-        status, desks, headers = request(connection, "GET", f"/api/desks?as_of={as_of}")
+        past = f"/api/desks?as_of={as_of}"
+        first = timed(lambda: request(connection, "GET", past), 50)
+        status, desks, headers = request(connection, "GET", past)
         assert status == 200 and headers["X-Event-Seq"] == str(as_of) and len(desks) == 10
+        last = f"{past}&page={as_of // 10}"  # every desk of the span walked
+        deep = timed(lambda: request(connection, "GET", last), 3)
+        named = timed(lambda: request(connection, "GET", f"{past}&name=desk%20123"), 3)
         return {
             "parameters": {"events": args.events, "after": after},
             "get_events_ms": percentiles(samples),
             "desk_timeline_ms": percentiles(timeline),
-            "as_of_half_the_log_ms": percentiles(past),
+            "as_of_half_the_log_ms": percentiles(first),
+            "as_of_half_the_log_last_page_ms": percentiles(deep),
+            "as_of_half_the_log_by_name_ms": percentiles(named),
             "rss_mib": up.memory(),
         }
     finally:

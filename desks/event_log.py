@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -17,13 +17,15 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from desks.bson_json import to_json
-from desks.events import DELETED, DESK_SNAPSHOT, RESYNC, SNAPSHOT, Event, decode
+from desks.events import CREATED, DELETED, DESK_SNAPSHOT, RESYNC, SNAPSHOT, Event, decode
 from desks.store import majority
 
 Document = dict[str, Any]
 
 EVENTS = "desk_events"
 META = "desk_events_meta"
+# Desks whose states one query reads: an $in list the (desk_id, seq) index serves.
+AS_OF_BATCH = 500
 
 
 class EventLog:
@@ -37,9 +39,11 @@ class EventLog:
         self.appended = threading.Condition()
 
     def ensure_indexes(self) -> None:
-        """Create the unique indexes that make a re-delivered change impossible to log twice."""
+        """Create the indexes: unique tokens (a re-delivered change cannot be logged twice),
+        one desk's events and one type's events by seq (history queries)."""
         self._events.create_index([("token", ASCENDING)], unique=True, name="token_unique")
         self._events.create_index([("desk_id", ASCENDING), ("_id", DESCENDING)], name="desk_seq")
+        self._events.create_index([("type", ASCENDING), ("_id", ASCENDING)], name="type_seq")
 
     def epoch(self) -> str:
         """Return this log's identity, creating it once; a seq means nothing in another log."""
@@ -111,37 +115,77 @@ class EventLog:
     def as_of(
         self, seq: int, name: str | None, skip: int, limit: int
     ) -> tuple[list[Document], int]:
-        """Return one page of the desks as they stood right after event `seq` (oldest first,
-        optionally those whose name holds `name`), and how many there were in all.
+        """Return one page of the desks as they stood right after event `seq`, in the order
+        they entered the log (optionally those whose name holds `name`), and how many in all.
 
-        One aggregation on either store: each desk's newest event up to `seq`, from the latest
-        snapshot on (it holds every desk), deleted desks left out.
+        From the latest snapshot up to `seq` (it holds every desk then), each desk enters
+        with its `desk_created` or `desk_snapshot` event; its state is its newest event up to
+        `seq`. The walk reads a page's worth of desks through the (type, seq) and
+        (desk_id, seq) indexes; without a name filter the total is counted on the index
+        (entered minus deleted), so a page costs the same at any log length. A name filter
+        walks every desk of the span.
         """
         marker = self._events.find_one(
             {"type": SNAPSHOT, "_id": {"$lte": seq}}, sort=[("_id", DESCENDING)]
         )
-        start = int(marker["_id"]) if marker else 0
-        live: Document = {"type": {"$ne": DELETED}}
-        if name is not None:
-            live["desk.name"] = {"$regex": re.escape(name), "$options": "i"}
-        pipeline: list[Document] = [
-            {"$match": {"_id": {"$gt": start, "$lte": seq}, "desk_id": {"$exists": True}}},
-            {"$sort": {"desk_id": ASCENDING, "_id": DESCENDING}},
-            {
-                "$group": {
-                    "_id": "$desk_id",
-                    "type": {"$first": "$type"},
-                    "desk": {"$first": "$desk"},
-                }
-            },
-            {"$match": live},
-            {"$sort": {"desk.created_at": ASCENDING, "_id": ASCENDING}},
-            {"$facet": {"total": [{"$count": "n"}], "page": [{"$skip": skip}, {"$limit": limit}]}},
+        span = {"$gt": int(marker["_id"]) if marker else 0, "$lte": seq}
+        pattern = re.compile(re.escape(name), re.IGNORECASE) if name is not None else None
+        page: list[Document] = []
+        found = 0
+        for batch in self._entered(span, skip + limit if pattern is None else 0):
+            for desk in self._states(batch, span):
+                if pattern is not None and not _holds(desk.get("name"), pattern):
+                    continue
+                if skip <= found < skip + limit:
+                    page.append(to_json(desk))
+                found += 1
+            if pattern is None and found >= skip + limit:
+                break
+        if pattern is not None:
+            return page, found
+        entered = self._count(DESK_SNAPSHOT, span) + self._count(CREATED, span)
+        return page, entered - self._count(DELETED, span)
+
+    def _entered(self, span: Document, wanted: int) -> Iterator[list[str]]:
+        """Yield the ids of the desks entering the log within `span`, in log order, in
+        batches (the first sized for `wanted` desks, if more than 0); each desk once."""
+        seen: set[str] = set()
+        batch: list[str] = []
+        size = min(wanted, AS_OF_BATCH) if wanted > 0 else AS_OF_BATCH
+        for kind in (DESK_SNAPSHOT, CREATED):  # a snapshot's desks come right after its marker
+            cursor = self._events.find(
+                {"type": kind, "_id": span}, projection={"desk_id": 1}, batch_size=AS_OF_BATCH
+            )
+            for document in cursor.sort("_id", ASCENDING):
+                desk_id = document.get("desk_id")
+                if desk_id is None or desk_id in seen:
+                    continue  # a desk re-created with its old id keeps its first place
+                seen.add(desk_id)
+                batch.append(desk_id)
+                if len(batch) >= size:
+                    yield batch
+                    batch, size = [], AS_OF_BATCH
+        if batch:
+            yield batch
+
+    def _states(self, desk_ids: list[str], span: Document) -> list[Document]:
+        """Return the desks of `desk_ids` that are not deleted at the end of `span`, in the
+        order given, as their newest event in `span` shows them."""
+        newest: dict[str, Document] = {}
+        cursor = self._events.find(
+            {"desk_id": {"$in": desk_ids}, "_id": span},
+            projection={"desk_id": 1, "type": 1, "desk": 1},
+        )
+        for document in cursor.sort([("desk_id", ASCENDING), ("_id", DESCENDING)]):
+            newest.setdefault(document["desk_id"], document)
+        return [
+            dict(newest[desk_id]["desk"])
+            for desk_id in desk_ids
+            if desk_id in newest and newest[desk_id]["type"] != DELETED
         ]
-        empty: Document = {"total": [], "page": []}
-        result: Document = next(iter(self._events.aggregate(pipeline)), empty)
-        total = int(result["total"][0]["n"]) if result["total"] else 0
-        return [to_json(row["desk"]) for row in result["page"]], total
+
+    def _count(self, kind: str, span: Document) -> int:
+        return self._events.count_documents({"type": kind, "_id": span})
 
     def unknown_state(self, seq: int) -> str | None:
         """Say why the registry right after `seq` cannot be told, if it cannot: from a resync
@@ -176,6 +220,11 @@ class EventLog:
         """Block until an event is appended in this process, or `timeout` seconds pass."""
         with self.appended:
             self.appended.wait(timeout)
+
+
+def _holds(name: Any, pattern: re.Pattern[str]) -> bool:
+    # As the live list's $regex: only a string name can match.
+    return isinstance(name, str) and pattern.search(name) is not None
 
 
 def _document(event: Event, token: str) -> Document:

@@ -16,7 +16,7 @@ from pymongo.common import validate_ok_for_replace, validate_ok_for_update
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from pymongo.results import DeleteResult, InsertManyResult, InsertOneResult, UpdateResult
 
-from embedded import documents, keys
+from embedded import documents, keys, query
 from embedded.catalog import ID, ID_INDEX, Collection
 from embedded.changestream import EmbeddedChangeStream, Scope
 from embedded.cursor import Cursor, rows, sort_spec
@@ -106,10 +106,10 @@ class EmbeddedCollection:
             collection = self._info(connection)
             if collection is None:
                 return 0
-            if not prepared and not skip and not limit:
-                return int(
-                    connection.execute(f"SELECT count(*) FROM {collection.table}").fetchone()[0]
-                )
+        plan = query.plan(collection, prepared, ())
+        if plan.exact:
+            found = max(0, query.count(self._engine.read, collection, plan, query.Stats()) - skip)
+            return min(found, abs(limit)) if limit else found
         return sum(1 for _ in rows(self._engine.read, collection, prepared, (), skip, limit))
 
     def estimated_document_count(self, **options: Any) -> int:

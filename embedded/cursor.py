@@ -43,7 +43,7 @@ def rows(
     stats = stats if stats is not None else query.Stats()
     plan = query.plan(collection, filter, sort)
     stats.plans.append(plan)
-    unfiltered = not filter
+    unfiltered = plan.exact  # the key ranges already say all the filter says
     in_order = not sort or plan.sorted
     # With nothing to check and nothing to sort, SQLite skips the rows itself (no decoding).
     offset = skip if unfiltered and in_order and len(plan.ranges) <= 1 else 0

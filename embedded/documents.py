@@ -89,9 +89,48 @@ def project(document: Document, projection: Any) -> Document:
     """Return the fields of `document` that `projection` asks for."""
     if projection is None:
         return document
+    simple = _top_level(projection)
+    if simple is not None:
+        including, fields, with_id = simple
+        if including:  # fields in the document's order, as MongoDB returns them
+            return {
+                name: value
+                for name, value in document.items()
+                if name in fields or (with_id and name == "_id")
+            }
+        return {
+            name: value
+            for name, value in document.items()
+            if name not in fields and (with_id or name != "_id")
+        }
     spec = copy.deepcopy(projection)  # mongomock pops keys out of the spec while projecting
     projected: Document = _OPERATORS._copy_only_fields(document, spec, dict)
     return projected
+
+
+def _top_level(projection: Any) -> tuple[bool, set[str], bool] | None:
+    """Read a projection naming top-level fields only, all included or all excluded (the
+    common case, done here without mongomock's deep copies): (including, fields, with _id)."""
+    if not isinstance(projection, Mapping):
+        return None
+    with_id = True
+    fields: set[str] = set()
+    flags: set[bool] = set()
+    for name, value in projection.items():
+        if type(value) not in (int, bool) or value not in (0, 1):
+            return None
+        if name == "_id":
+            with_id = bool(value)
+            continue
+        if not isinstance(name, str) or "." in name or name.startswith("$"):
+            return None
+        fields.add(name)
+        flags.add(bool(value))
+    if len(flags) > 1:
+        return None  # mixed: mongomock raises as MongoDB does
+    # {"_id": 0} alone excludes _id; {"_id": 1} alone keeps only _id.
+    including = flags.pop() if flags else with_id
+    return including, fields, with_id
 
 
 def sort_rows(

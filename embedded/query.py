@@ -1,10 +1,11 @@
 """Query planning and execution: which index narrows a filter, and the scan that reads it.
 
-An index only narrows: every document a scan yields is still checked against the whole filter
-by mongomock's matcher, so a plan can make a query faster but never change its answer. A plan
-uses the leading fields of one index that the filter pins to values (equality, `$in`) and a
-range (`$gt`, `$lte`, ...) on the next field, within one BSON type as MongoDB's type bracketing
-does; it also serves the sort when the index order is the sort order.
+A plan uses the leading fields of one index that the filter pins to values (equality, `$in`)
+and a range (`$gt`, `$lte`, ...) on the next field, within one BSON type as MongoDB's type
+bracketing does; it also serves the sort when the index order is the sort order. An index
+narrows: the documents a scan yields are checked against the whole filter by mongomock's
+matcher, unless the plan is exact (the key ranges say all the filter says, on scalar values),
+when neither matching nor reading documents is needed to count (MongoDB's COUNT_SCAN).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bson
-from bson import Regex
+from bson import Decimal128, Regex
 
 from embedded import keys
 from embedded.catalog import ID, Collection, Index
@@ -40,6 +41,7 @@ class Plan:
     ranges: tuple[tuple[bytes, bytes | None], ...] = ()  # [low, high) key ranges, ascending
     reverse: bool = False
     sorted: bool = False  # the scan order is the requested sort order
+    exact: bool = False  # every key in the ranges matches the filter, and no other key does
 
     @property
     def stage(self) -> str:
@@ -76,7 +78,7 @@ def plan(
             best = (score, plan_)
     if best is not None:
         return best[1]
-    return Plan(None, sorted=not sort)
+    return Plan(None, sorted=not sort, exact=not filter)
 
 
 def _plan_index(
@@ -85,10 +87,15 @@ def _plan_index(
     prefixes: list[bytes] = [b""]
     pinned = fixed = 0
     range_bounds: tuple[bytes, bytes] | None = None
+    used: set[str] = set()
+    scalar = True
     for position, (path, direction) in enumerate(index.fields):
         condition = filter.get(path, _ABSENT)
         points = _points(condition)
         if points is not None:
+            used.add(path)
+            # The matcher decides sub-documents (their keys are field-order sensitive) and NaN.
+            scalar = scalar and not any(isinstance(p, Mapping) or _nan(p) for p in points)
             encoded = [_encode(point, direction) for point in points]
             prefixes = [p + e for p, e in itertools.product(prefixes, sorted(set(encoded)))]
             if len(prefixes) > _MAX_POINTS:
@@ -97,6 +104,8 @@ def _plan_index(
             fixed += int(len(points) == 1 and fixed == position)
             continue
         range_bounds = _range(condition, direction)
+        if range_bounds is not None:
+            used.add(path)
         break
     ranges: list[tuple[bytes, bytes | None]] = []
     for prefix in prefixes:
@@ -108,7 +117,8 @@ def _plan_index(
         ranges = [(b"", None)]
     order = _order(index, fixed, filter, sort)
     reverse = order == -1
-    plan_ = Plan(index, tuple(sorted(ranges)), reverse, sorted=order != 0)
+    exact = scalar and used == set(filter) and not index.sparse
+    plan_ = Plan(index, tuple(sorted(ranges)), reverse, sorted=order != 0, exact=exact)
     return plan_, pinned, int(range_bounds is not None)
 
 
@@ -170,13 +180,15 @@ def _range(condition: Any, direction: int) -> tuple[bytes, bytes] | None:
     if not set(condition) <= _RANGE_OPERATORS:
         return None
     bounds = {op: value for op, value in condition.items() if _plain(value) and value is not None}
-    if len(bounds) != len(condition):
+    if len(bounds) != len(condition) or any(_nan(value) for value in bounds.values()):
         return None
     classes = {keys.type_class(value) for value in bounds.values()}
     if len(classes) != 1:
         return None
     (type_byte,) = classes
     low, high = bytes([type_byte]), keys.class_end(type_byte)
+    if type_byte == keys.NUMBER:
+        low = keys.encode(float("-inf"))  # NaN sorts below it and is never $lt or $gt a number
     for operator, value in bounds.items():
         encoded = keys.encode(value)
         if operator == "$gt":
@@ -191,6 +203,12 @@ def _range(condition: Any, direction: int) -> tuple[bytes, bytes] | None:
         return low, high
     # Descending keys are inverted bytes: the range flips around.
     return _inverted_bound(high), _inverted_bound(low)
+
+
+def _nan(value: Any) -> bool:
+    if isinstance(value, float):
+        return value != value
+    return isinstance(value, Decimal128) and value.to_decimal().is_nan()
 
 
 def _inverted_bound(bound: bytes) -> bytes:
@@ -239,6 +257,25 @@ def scan(
         yield from _index_scan(
             connect, collection, plan_.index, low, high, plan_.reverse, stats, offset, batches
         )
+
+
+def count(connect: Connect, collection: Collection, plan_: Plan, stats: Stats) -> int:
+    """Count the keys in an exact plan's ranges, in SQL, reading no document."""
+    assert plan_.exact
+    if plan_.index is None or plan_.index is ID:
+        select, key = f"SELECT count(*) FROM {collection.table} WHERE 1", "id"
+    else:
+        select, key = f"SELECT count(*) FROM {plan_.index.table} WHERE 1", "key"
+    total = 0
+    with connect() as connection:
+        for low, high in plan_.ranges or ((b"", None),):
+            where, bounds = f" AND {key} >= ?", [low]
+            if high is not None:
+                where += f" AND {key} < ?"
+                bounds.append(high)
+            total += int(connection.execute(select + where, bounds).fetchone()[0])
+    stats.keys_examined += total
+    return total
 
 
 def _batch_sizes(wanted: int) -> Iterator[int]:

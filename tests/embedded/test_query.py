@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import bson
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from pymongo import ASCENDING, DESCENDING
 
-from embedded import EmbeddedClient, documents
+from embedded import EmbeddedClient, documents, query
 
 SIZE = 5000
 
@@ -84,12 +87,67 @@ def test_unindexed_filter_scans_the_collection(desks):
 def test_writes_by_id_look_at_one_document(desks, monkeypatch):
     looked_at = []
 
-    def counting(filter, document):
-        looked_at.append(document["_id"])
-        return original(filter, document)
+    def counting(*args, **kwargs):
+        for row in original(*args, **kwargs):
+            looked_at.append(row[1]["_id"])
+            yield row
 
-    original = documents.match
-    monkeypatch.setattr(documents, "match", counting)
+    original = query.scan
+    monkeypatch.setattr(query, "scan", counting)
     desks.update_one({"_id": 321, "created_at": {"$in": [160]}}, {"$set": {"x": 1}})
     desks.find_one_and_delete({"token": "t322"})
-    assert looked_at == [321, 322]
+    desks.update_one({"_id": 323, "plain": 323}, {"$set": {"x": 1}})  # plain is checked
+    assert looked_at == [321, 322, 323]
+    assert desks.find_one({"_id": 323})["x"] == 1
+
+
+def test_count_of_an_exact_filter_reads_no_document(desks, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("an exact count read documents")
+
+    monkeypatch.setattr(query, "scan", refuse)
+    assert desks.count_documents({"desk_id": 7, "_id": {"$gt": 1000, "$lte": 2000}}) == 10
+    assert desks.count_documents({"desk_id": {"$in": [1, 2]}}) == 100
+    assert desks.count_documents({"desk_id": 7}, skip=45, limit=3) == 3
+    assert desks.count_documents({"_id": {"$gte": SIZE}}) == 1
+
+
+def test_a_filter_beyond_the_index_is_still_checked(desks):
+    plan, run = stats(desks.find({"desk_id": 7, "plain": {"$gt": 4000}}))
+    assert plan["indexName"] == "desk_id_1__id_-1"
+    assert run["totalDocsExamined"] == 50 and run["nReturned"] == 10
+    assert desks.count_documents({"desk_id": 7, "plain": {"$gt": 4000}}) == 10
+
+
+values = st.sampled_from([-1, 0, 1, 0.5, float("inf"), float("nan"), "", "a", "b", None])
+bounds = st.sampled_from([-1, 0, 1, 0.5, float("inf"), "a", "b"])
+conditions = st.one_of(
+    values,
+    st.builds(lambda v: {"$eq": v}, values),
+    st.builds(lambda vs: {"$in": vs}, st.lists(values, min_size=1, max_size=3)),
+    st.dictionaries(st.sampled_from(["$gt", "$gte", "$lt", "$lte"]), bounds, min_size=1),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(st.fixed_dictionaries({}, optional={"a": values, "b": values}), max_size=12),
+    filter=st.fixed_dictionaries({}, optional={"a": conditions, "b": conditions}),
+)
+@example(rows=[{"a": float("nan")}], filter={"a": {"$lt": 1}})  # NaN sorts below numbers
+@example(rows=[{"a": float("nan")}], filter={"a": float("nan")})
+@example(rows=[{"a": 1, "b": "a"}, {"a": 1.0}], filter={"a": {"$in": [1, "a"]}, "b": None})
+def test_exact_plans_answer_what_the_matcher_answers(rows, filter):
+    client = EmbeddedClient()
+    try:
+        collection = client["db"]["c"]
+        collection.create_index([("a", ASCENDING), ("b", DESCENDING)])
+        if rows:
+            collection.insert_many([{"_id": n, **row} for n, row in enumerate(rows)])
+        # Round-tripped as stored: a NaN read back is another float object than the filter's.
+        stored = [bson.decode(bson.encode({"_id": n, **row})) for n, row in enumerate(rows)]
+        matched = [d["_id"] for d in stored if documents.match(filter, d)]
+        assert sorted(d["_id"] for d in collection.find(filter)) == matched
+        assert collection.count_documents(filter) == len(matched)
+    finally:
+        client.close()

@@ -1,0 +1,117 @@
+"""The registry as of any seq, read through the log's indexes, equals a plain fold of the log."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from desks import event_log
+from desks.event_log import EventLog
+from desks.events import (
+    DeskCreated,
+    DeskDeleted,
+    DeskSnapshot,
+    DeskUpdated,
+    Event,
+    Resync,
+    Snapshot,
+)
+from desks.settings import Settings
+from desks.store import open_store
+
+AT = "2026-11-30T12:00:00.000Z"
+NAMES = ["Mesa", "mesa grande", "Otra", "Banco"]
+
+# One step of a desk registry's life: create, rename, delete (by index among the live desks),
+# or lose history (a resync, then a snapshot of the live desks).
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("create"), st.sampled_from(NAMES)),
+        st.tuples(st.just("update"), st.integers(0, 20), st.sampled_from(NAMES)),
+        st.tuples(st.just("delete"), st.integers(0, 20)),
+        st.tuples(st.just("resync")),
+    ),
+    max_size=40,
+)
+
+
+def desk(number: int, name: str, version: int) -> dict:
+    return {"id": f"{number:024x}", "name": name, "version": version, "created_at": AT}
+
+
+def history(plan: list[tuple]) -> list[Event]:
+    """Return the events of `plan`, as the watcher would log them."""
+    live: dict[str, dict] = {}
+    events: list[Event] = []
+
+    def seq() -> int:
+        return len(events) + 1
+
+    for step in plan:
+        if step[0] == "create":
+            new = desk(seq(), step[1], 1)
+            live[new["id"]] = new
+            events.append(DeskCreated(seq(), AT, new["id"], 1, new))
+        elif step[0] == "update" and live:
+            old = list(live.values())[step[1] % len(live)]
+            new = {**old, "name": step[2], "version": old["version"] + 1}
+            live[new["id"]] = new
+            events.append(DeskUpdated(seq(), AT, new["id"], new["version"], new))
+        elif step[0] == "delete" and live:
+            old = live.pop(list(live)[step[1] % len(live)])
+            events.append(DeskDeleted(seq(), AT, old["id"], old["version"], old))
+        elif step[0] == "resync":
+            events.append(Resync(seq(), AT))
+            events.append(Snapshot(seq(), AT))
+            for kept in live.values():
+                events.append(DeskSnapshot(seq(), AT, kept["id"], kept["version"], kept))
+    return events
+
+
+def fold(events: list[Event], seq: int) -> list[dict]:
+    """Return the desks right after `seq`, in the order they entered the log: the oracle."""
+    state: dict[str, dict] = {}
+    for event in events[:seq]:
+        if event.type == "snapshot":
+            state = {}
+        elif event.type in ("desk_created", "desk_snapshot", "desk_updated"):
+            state[event.desk_id] = event.desk
+        elif event.type == "desk_deleted":
+            state.pop(event.desk_id, None)
+    return list(state.values())
+
+
+@pytest.fixture(scope="module")
+def store():
+    opened = open_store(Settings(embedded_path=":memory:"))
+    yield opened
+    opened.close()
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(plan=steps, batch=st.sampled_from([1, 2, 500]), page=st.integers(1, 3))
+def test_as_of_every_seq_is_the_fold_of_the_log(store, monkeypatch, plan, batch, page):
+    store.database.drop_collection("desk_events")
+    log = EventLog(store.database)
+    log.ensure_indexes()
+    events = history(plan)
+    if events:
+        log.append_many([(event, f"t{event.seq}") for event in events])
+    with monkeypatch.context() as patched:  # undone after each example
+        patched.setattr(event_log, "AS_OF_BATCH", batch)
+        for seq in range(len(events) + 1):
+            if log.unknown_state(seq) is not None:
+                continue
+            expected = fold(events, seq)
+            size = 2
+            assert log.as_of(seq, None, (page - 1) * size, size) == (
+                expected[(page - 1) * size : page * size],
+                len(expected),
+            )
+            named = [d for d in expected if "mesa" in d["name"].lower()]
+            assert log.as_of(seq, "MESA", 0, 100) == (named, len(named))
