@@ -7,7 +7,7 @@ export
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint browser bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,16 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## test: install test extras, lint, then run the whole suite
-test: lint
+## browser: Debian's chromium for the browser tests, installed when missing and running as root
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1 || \
+	  { echo "installing Debian's chromium for the browser tests"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+	    echo "chromium could not be installed: the browser tests will skip"; }
+
+## test: install test extras (and chromium), lint, then run the whole suite
+test: lint browser
 	$(BIN)/python -m pytest
 
 ## bench: the benchmarks whose results are in BENCHMARKS.md

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 from flask_smorest import Api
 
-from api import desks, errors, events, health
+from api import dashboard, desks, errors, events, health
 from api.body_limit import BodyLimit
 from api.idempotency import IdempotencyKeys
 from api.repository import DeskRepository
@@ -36,9 +36,13 @@ def create_app(config: Mapping[str, Any] | None = None, store: Store | None = No
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
     )
+    settings = Settings.from_env()
+    app.config.update(
+        DESKS_BROADCASTER_PORT=settings.broadcaster_port,
+        DESKS_PUBLIC_BROADCASTER_URL=settings.public_broadcaster_url,
+    )
     app.config.update(config or {})
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the documented field order
-    settings = Settings.from_env()
     store = store or open_store(settings)
     app.extensions["desks.store"] = store
     app.extensions["desks.idempotency"] = IdempotencyKeys(
@@ -53,6 +57,7 @@ def create_app(config: Mapping[str, Any] | None = None, store: Store | None = No
     api.register_blueprint(health.blp)
     # marshmallow cannot say "at least one field"; the schema check in DeskPatchSchema does.
     api.spec.components.schemas["DeskPatch"]["minProperties"] = 1
+    app.register_blueprint(dashboard.blp)
     _add_seed_routes(app)
     errors.register(app)
     _log_requests(app)

@@ -45,11 +45,15 @@ QUERY_PARAMETERS = {
     "events.EventHistory": {"after", "limit"},
     "desks.DeskTimeline": {"after", "limit"},
 }
+# Pages for people: links carry whatever query they like (?utm_source=...), which means nothing.
+BROWSER_ENDPOINTS = {"dashboard.page", "static"}
 
 
 def refuse_unknown_query() -> None:
     """Refuse unknown, operator-shaped (`after[$gt]`) or repeated query parameters (422)."""
     if not request.args or request.routing_exception is not None:
+        return
+    if request.endpoint in BROWSER_ENDPOINTS:
         return
     allowed = QUERY_PARAMETERS.get(request.endpoint or "", set())
     if request.method not in {"GET", "HEAD"}:

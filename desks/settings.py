@@ -29,6 +29,7 @@ ENVIRONMENT = {
     "broadcaster_port": "DESKS_BROADCASTER_PORT",
     "broadcaster_url": "DESKS_BROADCASTER_URL",
     "broadcaster_urls": "DESKS_BROADCASTER_URLS",
+    "public_broadcaster_url": "DESKS_PUBLIC_BROADCASTER_URL",
     "client_buffer_bytes": "DESKS_CLIENT_BUFFER_BYTES",
     "lease_ttl_seconds": "DESKS_LEASE_TTL_SECONDS",
     "watcher_health_port": "DESKS_WATCHER_HEALTH_PORT",
@@ -59,6 +60,7 @@ class Settings:
     broadcaster_port: int = 8765
     broadcaster_url: str = "ws://127.0.0.1:8765/"
     broadcaster_urls: tuple[str, ...] = ()
+    public_broadcaster_url: str | None = None  # None: the page's host, broadcaster_port
     client_buffer_bytes: int = 1024 * 1024
     lease_ttl_seconds: float = 10.0
     watcher_health_port: int = 8767
@@ -133,6 +135,11 @@ class Settings:
                 for url in (env.get("DESKS_BROADCASTER_URLS") or "").split(",")
                 if url.strip()
             ),
+            public_broadcaster_url=_websocket_url(
+                "DESKS_PUBLIC_BROADCASTER_URL", env["DESKS_PUBLIC_BROADCASTER_URL"]
+            )
+            if (env.get("DESKS_PUBLIC_BROADCASTER_URL") or "").strip()
+            else None,
             client_buffer_bytes=_integer(
                 env, "DESKS_CLIENT_BUFFER_BYTES", cls.client_buffer_bytes, 1024, 1 << 30
             ),

@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import replace
 
 from desks.settings import Settings
 
@@ -55,8 +56,11 @@ class ApiProcess:
         """Return the bound port."""
         return int(self._socket.getsockname()[1])
 
-    def start(self) -> None:
-        """Start gunicorn and wait until it answers /healthz (OSError if it never does)."""
+    def start(self, broadcaster_port: int | None = None) -> None:
+        """Start gunicorn and wait until it answers /healthz (OSError if it never does);
+        `broadcaster_port` is where the broadcaster listens, if not the configured port."""
+        if broadcaster_port is not None:
+            self._settings = replace(self._settings, broadcaster_port=broadcaster_port)
         fd = self._socket.fileno()
         command = [sys.executable, "-m", "launcher.cli", "api", "--fd", str(fd)]
         command += ["--workers", str(self._workers), "--threads", str(self._threads)]

@@ -52,8 +52,8 @@ class System:
         if settings.shared_store:
             self.api = ApiProcess(settings, on_crash=on_crash, **(api or {}))
         else:  # a private in-memory store can only be served from this process
-            app = create_app(store=store)
-            self.api = InProcessServer(app, settings.api_host, settings.api_port)
+            self._app = create_app(store=store)
+            self.api = InProcessServer(self._app, settings.api_host, settings.api_port)
         self.watcher = self._watcher_service()
         self.broadcaster = self._broadcaster_service(settings.broadcaster_port)
         self.publisher: Service | None = None
@@ -125,7 +125,12 @@ class System:
                 )
         self.publisher = self._publisher_service()
         self.publisher.start()
-        self.api.start()
+        # The dashboard tells browsers where the broadcaster is: its bound port (port 0 too).
+        if isinstance(self.api, ApiProcess):
+            self.api.start(broadcaster_port=self.broadcaster_port)
+        else:
+            self._app.config["DESKS_BROADCASTER_PORT"] = self.broadcaster_port
+            self.api.start()
         return True
 
     def _publisher_service(self) -> Service:

@@ -45,6 +45,7 @@ def test_values_are_read_and_typed():
         ("DESKS_DB", "bad.name"),
         ("DESKS_LOG_LEVEL", "LOUD"),
         ("DESKS_BROADCASTER_URL", "http://x"),
+        ("DESKS_PUBLIC_BROADCASTER_URL", "localhost:8765"),
         ("DESKS_HISTORY_SIZE", "0"),
         ("DESKS_BROADCASTER_PORT", "-1"),
         ("DESKS_EMBEDDED_SYNCHRONOUS", "off"),

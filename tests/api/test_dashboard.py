@@ -1,0 +1,53 @@
+"""The dashboard page: where it points browsers, and the fence around it."""
+
+from __future__ import annotations
+
+import re
+
+from api import create_app
+
+
+def broadcaster_of(html: str) -> str:
+    found = re.search(r'<meta name="desks-broadcaster" content="([^"]*)">', html)
+    assert found
+    return found.group(1)
+
+
+def test_the_page_points_at_the_broadcaster_on_its_own_host(client):
+    response = client.get("/", headers={"Host": "desks.internal:8000"})
+    assert response.status_code == 200
+    assert broadcaster_of(response.text) == "ws://desks.internal:8765/"
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "connect-src 'self' ws://desks.internal:8765" in policy
+    assert "unsafe-inline" not in policy
+    # Its files are served from the API too: nothing from a CDN.
+    for path in ("/static/dashboard.js", "/static/dashboard.css"):
+        with client.get(path) as served:  # a streamed file: closed with the response
+            assert served.status_code == 200
+    assert "https://" not in response.text
+
+
+def test_an_https_page_uses_wss_and_an_ipv6_host_keeps_its_brackets(client):
+    secure = client.get("/", base_url="https://[::1]:8443")
+    assert broadcaster_of(secure.text) == "wss://[::1]:8765/"
+
+
+def test_a_configured_public_url_wins(store):
+    app = create_app({"DESKS_PUBLIC_BROADCASTER_URL": "wss://desks.example.com/live/"}, store)
+    response = app.test_client().get("/")
+    assert broadcaster_of(response.text) == "wss://desks.example.com/live/"
+    assert (
+        "connect-src 'self' wss://desks.example.com" in response.headers["Content-Security-Policy"]
+    )
+
+
+def test_a_link_with_a_query_still_opens_the_page(client):
+    assert client.get("/?utm_source=mail").status_code == 200
+    with client.get("/static/dashboard.js?v=2") as served:
+        assert served.status_code == 200
+    assert client.get("/api/desks?utm_source=mail").status_code == 422  # the API stays strict
+
+
+def test_a_markup_injecting_host_header_is_escaped(client):
+    response = client.get("/", headers={"Host": 'x"><script>alert(1)</script>'})
+    assert "<script>alert(1)" not in response.text
