@@ -158,6 +158,24 @@ def test_a_restarted_broadcaster_reconnects_and_applies_every_missed_event(syste
     assert feed == list(range(21, 0, -1))
 
 
+def test_a_resync_reloads_the_snapshot(system, open_page):
+    api = f"{system.api_url}/api/desks"
+    status, old = http("POST", api, {"name": "old", "width": 1, "height": 1})
+    page = open_page()
+    expect(row(page, "old")).to_have_count(1)
+    system.watcher.stop()
+    assert http("DELETE", f"{api}/{old['id']}")[0] == 204  # never logged: history is lost
+    http("POST", api, {"name": "lost", "width": 2, "height": 2})
+    system.store.client.oplog.forget_history()
+    system.restart_watcher()
+    expect(page.locator("#status")).to_have_attribute("data-state", "reloaded")
+    expect(page.locator("#feed li.resync")).to_contain_text("history lost")
+    expect(row(page, "old")).to_have_count(0)
+    expect(row(page, "lost")).to_have_count(1)
+    assert shown(page) == registry(system.api_url)
+    expect(page.locator("#status")).to_have_attribute("data-state", "live")
+
+
 def test_200_rapid_writes_leave_both_pages_equal_to_the_api(system, open_page):
     api = f"{system.api_url}/api/desks"
     first, second = open_page(), open_page()
