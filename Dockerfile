@@ -11,4 +11,6 @@ COPY launcher ./launcher
 COPY replica-set-init ./replica-set-init
 RUN pip install --no-cache-dir . && useradd --system desks
 USER desks
+# One JSON object per log line, for the log collector; `desks` itself defaults to logfmt.
+ENV DESKS_LOG_FORMAT=json
 CMD ["desks", "api", "--host", "0.0.0.0"]

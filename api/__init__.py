@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, g, request
 from flask_smorest import Api
 
-from api import dashboard, desks, errors, events, health
+from api import dashboard, desks, errors, events, health, swagger_assets
 from api.body_limit import BodyLimit
 from api.idempotency import IdempotencyKeys
 from api.repository import DeskRepository
@@ -33,7 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None, store: Store | None = No
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL=swagger_assets.URL,  # served here: no CDN
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
     )
     settings = Settings.from_env()
@@ -58,6 +60,7 @@ def create_app(config: Mapping[str, Any] | None = None, store: Store | None = No
     # marshmallow cannot say "at least one field"; the schema check in DeskPatchSchema does.
     api.spec.components.schemas["DeskPatch"]["minProperties"] = 1
     app.register_blueprint(dashboard.blp)
+    app.register_blueprint(swagger_assets.blp)
     _add_seed_routes(app)
     errors.register(app)
     _log_requests(app)
@@ -73,21 +76,38 @@ def _add_seed_routes(app: Flask) -> None:
     app.add_url_rule("/api/desk/<desk_id>", view_func=item, strict_slashes=False)
 
 
+# A caller's X-Request-Id is kept when it is a plain token; otherwise the API makes one.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
 def _log_requests(app: Flask) -> None:
     @app.before_request
     def start_timer() -> None:
         g.started = time.perf_counter()
+        given = request.headers.get("X-Request-Id", "")
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
     @app.after_request
     def log_request(response: Response) -> Response:
         elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-        log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
-                "ms": round(elapsed, 1),
-            },
-        )
+        request_id = g.get("request_id") or uuid.uuid4().hex
+        response.headers["X-Request-Id"] = request_id
+        fields = {
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "ms": round(elapsed, 1),
+            "request_id": request_id,
+        }
+        # The desk a write touched: the same desk_id is on the watcher's and the
+        # broadcaster's lines for its event, so one write can be followed across services.
+        desk_id = (request.view_args or {}).get("desk_id") or _created_id(response)
+        if desk_id and request.method != "GET":
+            fields["desk_id"] = desk_id
+        log.info("request", extra=fields)
         return response
+
+
+def _created_id(response: Response) -> str | None:
+    location = response.headers.get("Location", "")
+    return location.rsplit("/", 1)[-1] if response.status_code == 201 and location else None

@@ -46,7 +46,12 @@ QUERY_PARAMETERS = {
     "desks.DeskTimeline": {"after", "limit"},
 }
 # Pages for people: links carry whatever query they like (?utm_source=...), which means nothing.
-BROWSER_ENDPOINTS = {"dashboard.page", "static"}
+BROWSER_ENDPOINTS = {
+    "dashboard.page",
+    "static",
+    "swagger_assets.asset",
+    "api-docs.openapi_swagger_ui",
+}
 
 
 def refuse_unknown_query() -> None:

@@ -55,12 +55,12 @@ def gunicorn_options(bind: str, workers: int, threads: int) -> dict[str, Any]:
     }
 
 
-# gunicorn's own lines in the same escaped logfmt as everything else: they quote request
+# gunicorn's own lines in the same escaped format as everything else: they quote request
 # lines and headers, which must not reach the log raw.
 LOGCONFIG: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"logfmt": {"()": "desks.logs.LogfmtFormatter"}},
+    "formatters": {"logfmt": {"()": "desks.logs.formatter"}},  # DESKS_LOG_FORMAT's choice
     "handlers": {
         "stderr": {
             "class": "logging.StreamHandler",

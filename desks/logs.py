@@ -1,7 +1,8 @@
-"""Structured, one-line-per-happening logging in logfmt."""
+"""Structured, one-line-per-happening logging: logfmt for people, JSON lines for collectors."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -53,10 +54,45 @@ class LogfmtFormatter(logging.Formatter):
         return line
 
 
-def configure(level: str = "INFO") -> None:
-    """Send every desks log line to stderr in logfmt."""
+class JsonFormatter(logging.Formatter):
+    """Render a record as one JSON object: time, level, service, logger, message, fields."""
+
+    def __init__(self, service: str | None = None) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        data: dict[str, Any] = {
+            "time": stamp.replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        data.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        if record.exc_info:
+            data["error"] = self.formatException(record.exc_info)
+        # ensure_ascii: every control, bidi and non-ASCII character arrives escaped.
+        return json.dumps(data, ensure_ascii=True, default=str, separators=(",", ":"))
+
+
+FORMATS = ("logfmt", "json")
+_chosen: dict[str, str | None] = {"format": "logfmt", "service": None}
+
+
+def formatter() -> logging.Formatter:
+    """Return the formatter `configure` chose (gunicorn's log config builds it by this name)."""
+    if _chosen["format"] == "json":
+        return JsonFormatter(_chosen["service"])
+    return LogfmtFormatter()
+
+
+def configure(level: str = "INFO", format: str = "logfmt", service: str | None = None) -> None:
+    """Send every desks log line to stderr, in logfmt or as JSON lines naming `service`."""
+    _chosen.update(format=format, service=service)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(LogfmtFormatter())
+    handler.setFormatter(formatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

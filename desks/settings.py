@@ -25,6 +25,7 @@ ENVIRONMENT = {
     "embedded_synchronous": "DESKS_EMBEDDED_SYNCHRONOUS",
     "embedded_history_size": "DESKS_EMBEDDED_HISTORY_SIZE",
     "log_level": "DESKS_LOG_LEVEL",
+    "log_format": "DESKS_LOG_FORMAT",
     "broadcaster_host": "DESKS_BROADCASTER_HOST",
     "broadcaster_port": "DESKS_BROADCASTER_PORT",
     "broadcaster_url": "DESKS_BROADCASTER_URL",
@@ -56,6 +57,7 @@ class Settings:
     embedded_synchronous: str = "FULL"
     embedded_history_size: int = 1_000_000
     log_level: str = "INFO"
+    log_format: str = "logfmt"
     broadcaster_host: str = "127.0.0.1"
     broadcaster_port: int = 8765
     broadcaster_url: str = "ws://127.0.0.1:8765/"
@@ -123,6 +125,7 @@ class Settings:
             log_level=_choice(
                 env, "DESKS_LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")
             ),
+            log_format=_choice(env, "DESKS_LOG_FORMAT", cls.log_format, ("logfmt", "json")),
             broadcaster_host=env.get("DESKS_BROADCASTER_HOST") or cls.broadcaster_host,
             broadcaster_port=_integer(
                 env, "DESKS_BROADCASTER_PORT", cls.broadcaster_port, 0, 65535
@@ -196,10 +199,11 @@ def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: in
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    raw = (env.get(name) or default).strip().upper()
-    if raw not in choices:
-        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
-    return raw
+    raw = (env.get(name) or default).strip()
+    for choice in choices:  # any case
+        if raw.upper() == choice.upper():
+            return choice
+    raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
 
 
 def _name(env: Mapping[str, str], name: str, default: str) -> str:

@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     parser = _parser(settings)
     args = parser.parse_args(argv)
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format, service=args.command)
     if args.command in {"up", "api", "watcher", "verify"} and not settings.shared_store:
         # Each process would get its own empty in-memory store: refuse rather than mislead.
         parser.error(
