@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 from flask_smorest import Api
 
-from api import dashboard, desks, errors, events, health, swagger_assets
+from api import auth, dashboard, desks, errors, events, health, swagger_assets
 from api.body_limit import BodyLimit
 from api.idempotency import IdempotencyKeys
 from api.repository import DeskRepository
@@ -25,8 +25,12 @@ MAX_BODY_BYTES = 64 * 1024
 log = logging.getLogger("desks.api")
 
 
-def create_app(config: Mapping[str, Any] | None = None, store: Store | None = None) -> Flask:
-    """Build the API app on `store` (default: the one the environment names)."""
+def create_app(
+    config: Mapping[str, Any] | None = None,
+    store: Store | None = None,
+    settings: Settings | None = None,
+) -> Flask:
+    """Build the API app on `store` (default: the one `settings`, else the environment, names)."""
     app = Flask(__name__)
     app.config.update(
         API_TITLE="desks",
@@ -38,7 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None, store: Store | None = No
         OPENAPI_SWAGGER_UI_URL=swagger_assets.URL,  # served here: no CDN
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
     )
-    settings = Settings.from_env()
+    settings = settings or Settings.from_env()
     app.config.update(
         DESKS_BROADCASTER_PORT=settings.broadcaster_port,
         DESKS_PUBLIC_BROADCASTER_URL=settings.public_broadcaster_url,
@@ -62,6 +66,7 @@ def create_app(config: Mapping[str, Any] | None = None, store: Store | None = No
     app.register_blueprint(dashboard.blp)
     app.register_blueprint(swagger_assets.blp)
     _add_seed_routes(app)
+    auth.register(app, api, app.config.get("VERIFIER") or settings.verifier())
     errors.register(app)
     _log_requests(app)
     app.wsgi_app = BodyLimit(app.wsgi_app, MAX_BODY_BYTES)  # type: ignore[method-assign]

@@ -11,6 +11,7 @@ import hmac
 import json
 import logging
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -26,7 +27,8 @@ from websockets.protocol import State
 from broadcaster.fanout import Fanout
 from broadcaster.history import History, SequenceGap
 from broadcaster.peer import POLICY_VIOLATION, Allowance, GuardedConnection, cut, remote
-from broadcaster.query import BadQuery, parse_query
+from broadcaster.query import BadQuery, parse_query, query_token
+from desks.auth import READ, AuthError, Grant, ScopeError, Verifier, bearer
 from desks.event_log import EventLog
 from desks.events import DeskEvent, EventFormatError, decode, hello, reset
 
@@ -41,6 +43,8 @@ MAX_PUBLISHED_BYTES = 16 * 1024 * 1024
 REPLAY_CHUNK = 200
 # How long a client may wait for `hello` while the broadcaster does not know its log yet.
 HELLO_WAIT = 0.5
+# The close code for a token that expired while connected (4000-4999: private use, RFC 6455).
+TOKEN_EXPIRED = 4401
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,13 @@ class Broadcaster:
         retain: int = 10_000,
         events: EventLog | None = None,
         limits: Limits | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         self._token = publish_token
+        self.verifier = verifier or Verifier()
+        self._grants: weakref.WeakKeyDictionary[ServerConnection, Grant] = (
+            weakref.WeakKeyDictionary()
+        )
         self.history = History(retain)
         self.limits = limits or Limits()
         self.fanout = Fanout(self.limits.max_buffer)
@@ -103,6 +112,21 @@ class Broadcaster:
             return None
         if path != "/":
             return connection.respond(HTTPStatus.NOT_FOUND, "unknown path; connect to /\n")
+        token = bearer(request.headers.get("Authorization")) or query_token(request.path)
+        try:
+            grant = self.verifier.check(token, READ)
+        except (AuthError, ScopeError) as error:
+            log.warning(
+                "client refused", extra={"remote": remote(connection), "reason": str(error)}
+            )
+            status = (
+                HTTPStatus.UNAUTHORIZED if isinstance(error, AuthError) else HTTPStatus.FORBIDDEN
+            )
+            refused = connection.respond(status, f"{error}\n")
+            refused.headers["WWW-Authenticate"] = 'Bearer realm="desks"'
+            return refused
+        if grant is not None:
+            self._grants[connection] = grant
         return None
 
     def _authorized(self, headers: Headers) -> bool:
@@ -156,11 +180,27 @@ class Broadcaster:
             "client connected",
             extra={"remote": remote(connection), "after": after, "clients": len(self.fanout)},
         )
+        expiry = self._close_at_expiry(connection)
         try:
             await self._ignore_input(connection)
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self.fanout.discard(connection)
             log.info("client disconnected", extra={"clients": len(self.fanout)})
+
+    def _close_at_expiry(self, connection: ServerConnection) -> asyncio.TimerHandle | None:
+        """Close with 4401 when the token expires: the client may reconnect with a new one."""
+        grant = self._grants.get(connection)
+        if grant is None:
+            return None
+        loop = asyncio.get_running_loop()
+
+        def expire() -> None:
+            self.fanout.discard(connection)  # not one more event on an expired token
+            loop.create_task(connection.close(TOKEN_EXPIRED, "token expired"))
+
+        return loop.call_later(max(0.0, grant.expires_at - time.time()), expire)
 
     async def _replay(
         self, connection: ServerConnection, after: int | None, epoch: str | None

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from desks.backoff import Backoff
 from desks.console import TEXT, render
@@ -41,8 +41,10 @@ class Consumer:
         write: Callable[[str], None] = print,
         backoff: Backoff | None = None,
         desk: str | None = None,
+        token: str | None = None,
     ) -> None:
         self.url = url
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.desk = desk  # print only this desk's events (resyncs and resets always)
         self.last_seq = after
         self.epoch: str | None = None
@@ -53,14 +55,21 @@ class Consumer:
         # The last state seen of each desk, to print "old -> new" when the event lacks it.
         self._desks: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
-    async def run(self) -> None:
-        """Print events forever, reconnecting with capped exponential backoff."""
+    async def run(self) -> str:
+        """Print events, reconnecting with capped exponential backoff, until the broadcaster
+        refuses the token (no retry can fix that): return why."""
         self._write(self._text["banner"])
         while True:
             try:
                 if await self._session():
                     continue
                 error = "closed"
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                if status in (401, 403):
+                    body = exc.response.body.decode(errors="replace").strip()
+                    return f"the broadcaster refused the token (HTTP {status}): {body}"
+                error = type(exc).__name__
             except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, InvalidURI) as exc:
                 error = type(exc).__name__
             delay = self._backoff.next()
@@ -71,7 +80,13 @@ class Consumer:
         """Print one connection's messages; True when it must resubscribe at once."""
         epoch = self.epoch if self.last_seq is not None else None
         url = subscribe_url(self.url, self.last_seq, epoch)
-        async with connect(url, open_timeout=5, close_timeout=1, compression=None) as connection:
+        async with connect(
+            url,
+            open_timeout=5,
+            close_timeout=1,
+            compression=None,
+            additional_headers=self._headers,
+        ) as connection:
             self._write(self._text["connected"])
             self._backoff.reset()
             async for message in connection:

@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pymongo import uri_parser
 from pymongo.errors import ConfigurationError, InvalidURI
+
+from desks.auth import Verifier
 
 
 class SettingsError(ValueError):
@@ -41,6 +46,13 @@ ENVIRONMENT = {
     "checkpoint_idle_seconds": "DESKS_CHECKPOINT_IDLE_SECONDS",
     "ahead_wait_seconds": "DESKS_AHEAD_WAIT_SECONDS",
     "idempotency_ttl_seconds": "DESKS_IDEMPOTENCY_TTL_SECONDS",
+    "jwt_secret": "DESKS_JWT_SECRET",
+    "jwt_public_key": "DESKS_JWT_PUBLIC_KEY",
+    "jwt_issuer": "DESKS_JWT_ISSUER",
+    "jwt_audience": "DESKS_JWT_AUDIENCE",
+    "anonymous_reads": "DESKS_ANONYMOUS_READS",
+    "cors_origins": "DESKS_CORS_ORIGINS",
+    "token": "DESKS_TOKEN",
 }
 
 
@@ -73,6 +85,23 @@ class Settings:
     checkpoint_idle_seconds: int = 60
     ahead_wait_seconds: float = 5.0
     idempotency_ttl_seconds: int = 86_400
+    jwt_secret: str | None = None  # HS256; at least 32 bytes
+    jwt_public_key: str | None = None  # RS256, PEM (or a path to one)
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    anonymous_reads: bool = False
+    cors_origins: tuple[str, ...] = ()
+    token: str | None = None  # the bearer token `desks consume` and `desks replay` present
+
+    def verifier(self) -> Verifier:
+        """Return the token checker these settings configure (disabled with no key)."""
+        return Verifier(
+            self.jwt_secret,
+            self.jwt_public_key,
+            self.jwt_issuer,
+            self.jwt_audience,
+            self.anonymous_reads,
+        )
 
     @property
     def publish_to(self) -> tuple[str, ...]:
@@ -157,6 +186,17 @@ class Settings:
             ahead_wait_seconds=_number(
                 env, "DESKS_AHEAD_WAIT_SECONDS", cls.ahead_wait_seconds, 0, 600
             ),
+            jwt_secret=_jwt_secret(env),
+            jwt_public_key=_jwt_public_key(env),
+            jwt_issuer=env.get("DESKS_JWT_ISSUER") or None,
+            jwt_audience=env.get("DESKS_JWT_AUDIENCE") or None,
+            token=env.get("DESKS_TOKEN") or None,
+            anonymous_reads=_flag(env, "DESKS_ANONYMOUS_READS", cls.anonymous_reads),
+            cors_origins=tuple(
+                _origin(origin.strip())
+                for origin in (env.get("DESKS_CORS_ORIGINS") or "").split(",")
+                if origin.strip()
+            ),
             idempotency_ttl_seconds=_integer(
                 env, "DESKS_IDEMPOTENCY_TTL_SECONDS", cls.idempotency_ttl_seconds, 1, 30 * 86_400
             ),
@@ -212,6 +252,55 @@ def _name(env: Mapping[str, str], name: str, default: str) -> str:
     if not raw or len(raw) > 63 or any(c in raw for c in '/\\. "$*<>:|?\0'):
         raise SettingsError(f"{name} is not a valid MongoDB database name: {raw!r}")
     return raw
+
+
+def _jwt_secret(env: Mapping[str, str]) -> str | None:
+    secret = env.get("DESKS_JWT_SECRET") or None
+    if secret is not None and len(secret.encode()) < 32:
+        # RFC 7518 3.2: an HS256 key must be at least as long as the hash, 256 bits.
+        raise SettingsError("DESKS_JWT_SECRET must be at least 32 bytes (HS256, RFC 7518)")
+    if secret is not None and env.get("DESKS_JWT_PUBLIC_KEY"):
+        raise SettingsError("set DESKS_JWT_SECRET or DESKS_JWT_PUBLIC_KEY, not both")
+    return secret
+
+
+def _jwt_public_key(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("DESKS_JWT_PUBLIC_KEY") or "").strip()
+    if not raw:
+        return None
+    if not raw.startswith("-----BEGIN"):
+        try:
+            with open(raw, encoding="ascii") as file:
+                raw = file.read().strip()
+        except (OSError, UnicodeDecodeError) as error:
+            raise SettingsError(f"DESKS_JWT_PUBLIC_KEY: cannot read {raw!r}: {error}") from None
+    try:
+        key = serialization.load_pem_public_key(raw.encode())
+    except ValueError as error:
+        raise SettingsError(f"DESKS_JWT_PUBLIC_KEY is not a PEM public key: {error}") from None
+    if not isinstance(key, rsa.RSAPublicKey) or key.key_size < 2048:
+        raise SettingsError("DESKS_JWT_PUBLIC_KEY must be an RSA public key of 2048 bits or more")
+    return raw
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _origin(raw: str) -> str:
+    parsed = urlsplit(raw)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc or parsed.path not in {"", "/"}:
+        raise SettingsError(
+            f"DESKS_CORS_ORIGINS holds origins like https://dash.example.com, got {raw!r}"
+        )
+    return f"{parsed.scheme}://{parsed.netloc}"
 
 
 def _mongodb_uri(raw: str | None) -> str | None:

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from desks import logs
+from desks.auth import SCOPES
 from desks.settings import Settings, SettingsError
 
 log = logging.getLogger("desks.cli")
@@ -98,6 +99,25 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     consume.add_argument("--after", type=_seq, help="first print the events after this seq")
     consume.add_argument("--lang", choices=("es", "en"), default="es", help="(%(default)s)")
     consume.add_argument("--desk", help="print only this desk's events (and resyncs)")
+    consume.add_argument(
+        "--token", default=settings.token, help="bearer token with desks:read (DESKS_TOKEN)"
+    )
+
+    token = commands.add_parser(
+        "token", help="mint a bearer token for development (DESKS_JWT_SECRET, or --private-key)"
+    )
+    token.add_argument(
+        "--scope",
+        action="append",
+        choices=SCOPES,
+        required=True,
+        help="desks:read and/or desks:write (repeat for both)",
+    )
+    token.add_argument("--ttl", type=_positive, default=3600, help="seconds (%(default)s)")
+    token.add_argument("--subject", default="desks-dev", help="the sub claim (%(default)s)")
+    token.add_argument(
+        "--private-key", help="sign RS256 with this PEM private key file instead of the secret"
+    )
 
     commands.add_parser(
         "verify",
@@ -116,6 +136,9 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
         "--api",
         default=f"http://{settings.api_host}:{settings.api_port}",
         help="the API to read from (%(default)s)",
+    )
+    replay.add_argument(
+        "--token", default=settings.token, help="bearer token with desks:read (DESKS_TOKEN)"
     )
     return parser
 
@@ -139,6 +162,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command in {"watcher", "broadcaster"} and settings.publish_token is None:
         parser.error(f"desks {args.command} needs DESKS_PUBLISH_TOKEN (a shared secret)")
+    if args.command in {"up", "api", "broadcaster"} and not settings.verifier().enabled:
+        log.warning(
+            "authentication is off: anyone who reaches this service can read and write desks; "
+            "set DESKS_JWT_SECRET or DESKS_JWT_PUBLIC_KEY"
+        )
     command = {
         "up": _up,
         "api": _api,
@@ -147,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "consume": _consume,
         "replay": _replay,
         "verify": _verify,
+        "token": _token,
     }[args.command]
     return command(settings, args)
 
@@ -314,7 +343,9 @@ def _broadcaster(settings: Settings, args: argparse.Namespace) -> int:
     # publisher gives it the window it retains when it connects.
     events = EventLog(open_store(settings).database) if settings.shared_store else None
     limits = configured.limits(settings)
-    server = Broadcaster(settings.publish_token, settings.history_size, events, limits)
+    server = Broadcaster(
+        settings.publish_token, settings.history_size, events, limits, settings.verifier()
+    )
     service = Service("broadcaster", lambda stop: server.run(args.host, args.port, stop), crash)
     service.start()
     _wait(stopping)
@@ -326,13 +357,45 @@ def _consume(settings: Settings, args: argparse.Namespace) -> int:
     from desks.consumer import Consumer
 
     consumer = Consumer(
-        args.url, args.after, args.lang, lambda line: print(line, flush=True), desk=args.desk
+        args.url,
+        args.after,
+        args.lang,
+        lambda line: print(line, flush=True),
+        desk=args.desk,
+        token=args.token,
     )
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        asyncio.run(consumer.run())
+        refused = asyncio.run(consumer.run())
     except KeyboardInterrupt:
-        pass
+        return 0
+    print(f"desks consume: {refused}", file=sys.stderr)
+    return 1
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from desks.auth import mint
+
+    if args.private_key:
+        with open(args.private_key, encoding="ascii") as file:
+            key, algorithm = file.read(), "RS256"
+    elif settings.jwt_secret:
+        key, algorithm = settings.jwt_secret, "HS256"
+    else:
+        print("desks token: set DESKS_JWT_SECRET or give --private-key", file=sys.stderr)
+        return 2
+    scopes = sorted(set(args.scope))
+    print(
+        mint(
+            key,
+            scopes,
+            args.ttl,
+            algorithm,
+            args.subject,
+            settings.jwt_issuer,
+            settings.jwt_audience,
+        )
+    )
     return 0
 
 
@@ -358,10 +421,13 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     return 1
 
 
-def _read_list(url: str) -> list[Any] | None:
+def _read_list(url: str, token: str | None) -> list[Any] | None:
     """Return the JSON list the API answers at `url`, or None having said why it cannot."""
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:
             found = json.load(response)
     except (urllib.error.URLError, OSError, ValueError) as error:
         print(f"desks replay: cannot read {url}: {error}", file=sys.stderr)
@@ -377,7 +443,7 @@ def _replay_as_of(args: argparse.Namespace) -> int:
     while True:
         query = urlencode({"as_of": args.as_of, "page": page, "page_size": 100})
         url = f"{args.api.rstrip('/')}/api/desks?{query}"
-        desks = _read_list(url)
+        desks = _read_list(url, args.token)
         if desks is None:
             return 1
         for desk in desks:
@@ -395,7 +461,7 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
         page = 1000 if remaining is None else min(remaining, 1000)
         path = "/api/events" if args.desk is None else f"/api/desks/{quote(args.desk, '')}/events"
         url = f"{args.api.rstrip('/')}{path}?{urlencode({'after': after, 'limit': page})}"
-        events = _read_list(url)
+        events = _read_list(url, args.token)
         if events is None:
             return 1
         for event in events:

@@ -52,7 +52,7 @@ class System:
         if settings.shared_store:
             self.api = ApiProcess(settings, on_crash=on_crash, **(api or {}))
         else:  # a private in-memory store can only be served from this process
-            self._app = create_app(store=store)
+            self._app = create_app(store=store, settings=settings)
             self.api = InProcessServer(self._app, settings.api_host, settings.api_port)
         self.watcher = self._watcher_service()
         self.broadcaster = self._broadcaster_service(settings.broadcaster_port)
@@ -84,6 +84,7 @@ class System:
             self.settings.history_size,
             events=self.events,
             limits=configured.limits(self.settings),
+            verifier=self.settings.verifier(),
         )
         host = self.settings.broadcaster_host
         return Service(

@@ -16,7 +16,10 @@ import urllib.request
 
 import pytest
 
+from broadcaster.server import Broadcaster
+from desks.auth import Verifier
 from embedded import EmbeddedClient
+from tests.broadcaster.test_server import running as running_broadcaster
 from tests.conftest import free_port, wait_until
 from tests.processes import ROOT, Running, desks_env, http_status, spawned
 
@@ -122,6 +125,12 @@ def test_replay_reports_an_unreachable_api():
         ("MONGODB_URI", "mongodb://host/?maxPoolSize=abc"),
         ("DESKS_MAX_EVENT_BYTES", "10"),
         ("DESKS_PUBLISHER_MAX_LAG", "0"),
+        ("DESKS_JWT_SECRET", "short"),
+        ("DESKS_JWT_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----"),
+        ("DESKS_JWT_PUBLIC_KEY", "/no/such/key.pem"),
+        ("DESKS_ANONYMOUS_READS", "maybe"),
+        ("DESKS_CORS_ORIGINS", "dash.example.com"),
+        ("DESKS_LOG_FORMAT", "xml"),
     ],
 )
 def test_invalid_environment_exits_2_naming_the_variable(name, value):
@@ -272,3 +281,41 @@ def test_verify_says_whether_log_and_store_agree_and_exits_accordingly(system):
     assert "field width mismatch on desk" in result.stdout
     assert "store 9, log 1" in result.stdout
     assert "log and store differ: 1 differences" in result.stderr
+
+
+SECRET = "t" * 32
+
+
+def test_token_mints_a_token_the_services_accept():
+    result = desks(
+        "token", "--scope", "desks:read", "--ttl", "60", env={"DESKS_JWT_SECRET": SECRET}
+    )
+    assert result.returncode == 0, result.stderr
+    grant = Verifier(secret=SECRET).verify(result.stdout.strip())
+    assert grant.scopes == {"desks:read"}
+    assert 50 < grant.expires_at - time.time() <= 60
+    assert desks("token", "--scope", "desks:read").returncode == 2  # no key to sign with
+    assert desks("token", "--scope", "admin", env={"DESKS_JWT_SECRET": SECRET}).returncode == 2
+
+
+def test_services_warn_once_at_start_when_authentication_is_off(tmp_path):
+    with socket.socket() as taken:  # the broadcaster stops at once on a busy port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        off = desks("broadcaster", "--port", port, env={"DESKS_PUBLISH_TOKEN": "x"})
+        on = desks(
+            "broadcaster",
+            "--port",
+            port,
+            env={"DESKS_PUBLISH_TOKEN": "x", "DESKS_JWT_SECRET": SECRET},
+        )
+    assert off.stderr.count("authentication is off") == 1
+    assert "authentication is off" not in on.stderr
+
+
+def test_consume_with_a_refused_token_exits_1_saying_why():
+    with running_broadcaster(Broadcaster("p", verifier=Verifier(secret=SECRET))) as (_, url):
+        result = desks("consume", "--url", url, "--token", "wrong")
+    assert result.returncode == 1
+    assert "refused the token (HTTP 401)" in result.stderr

@@ -19,6 +19,7 @@ const state = {
   connected: false,
   reloadedUntil: 0,
   editing: null, // {id, version} while the form edits a desk
+  token: sessionStorage.getItem("desks-token") || "", // this tab only, never a cookie
 };
 
 // -- REST -----------------------------------------------------------------------------------
@@ -34,6 +35,7 @@ class HttpError extends Error {
 
 async function api(method, path, body, headers = {}) {
   const init = { method, headers: { Accept: "application/json", ...headers } };
+  if (state.token) init.headers.Authorization = `Bearer ${state.token}`;
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers["Content-Type"] = "application/json";
@@ -41,6 +43,7 @@ async function api(method, path, body, headers = {}) {
   const response = await fetch(path, init);
   const text = await response.text();
   const data = text ? JSON.parse(text) : null;
+  if (response.status === 401) askForToken(data?.message ?? "a token is required");
   if (!response.ok) throw new HttpError(response, data);
   return { data, headers: response.headers };
 }
@@ -83,6 +86,10 @@ async function start(reason) {
       break;
     } catch (error) {
       if (generation !== state.generation) return;
+      if (error.status === 401 || error.status === 403) {
+        setStatus("unauthorized", describe(error));
+        return; // until a token is given (the token form starts again)
+      }
       setStatus("reconnecting", `the API did not answer (${error.message})`);
       await sleep(backoff());
     }
@@ -95,14 +102,21 @@ function connect(generation) {
   const url = new URL(broadcasterUrl);
   url.searchParams.set("after", String(state.seq));
   if (state.epoch) url.searchParams.set("epoch", state.epoch);
+  // A browser cannot set headers on a WebSocket: the token goes in the query (over TLS).
+  if (state.token) url.searchParams.set("token", state.token);
   const socket = new WebSocket(url);
   state.socket = socket;
   socket.onmessage = (message) => {
     if (generation === state.generation) receive(JSON.parse(message.data), generation);
   };
-  socket.onclose = () => {
+  socket.onclose = (closed) => {
     if (generation !== state.generation) return;
     state.connected = false;
+    if (closed.code === 4401) {
+      setStatus("unauthorized", "the token expired");
+      askForToken("The token expired: paste a new one to go on.");
+      return; // starts again (a fresh snapshot) once a new token is given
+    }
     setStatus("reconnecting");
     setTimeout(() => {
       if (generation === state.generation) connect(generation);
@@ -611,9 +625,28 @@ function time(iso) {
   return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleTimeString();
 }
 
+// -- the token -------------------------------------------------------------------------------
+
+function askForToken(reason) {
+  $("auth").open = true;
+  $("token-message").textContent = reason;
+}
+
+function useToken(event) {
+  event.preventDefault();
+  state.token = $("token").value.trim();
+  if (state.token) sessionStorage.setItem("desks-token", state.token);
+  else sessionStorage.removeItem("desks-token");
+  $("token").value = "";
+  $("token-message").textContent = state.token ? "Token in use." : "No token.";
+  $("auth").open = false;
+  start(null);
+}
+
 // -- start -----------------------------------------------------------------------------------
 
 $("desk-form").addEventListener("submit", submitDesk);
+$("token-form").addEventListener("submit", useToken);
 $("cancel").addEventListener("click", stopEditing);
 $("as-of-form").addEventListener("submit", asOf);
 $("history-close").addEventListener("click", () => {
