@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 from flask_smorest import Api
 
-from api import auth, dashboard, desks, errors, events, health, swagger_assets
+from api import auth, cors, dashboard, desks, errors, events, health, swagger_assets
 from api.body_limit import BodyLimit
 from api.idempotency import IdempotencyKeys
 from api.repository import DeskRepository
@@ -67,6 +67,7 @@ def create_app(
     app.register_blueprint(swagger_assets.blp)
     _add_seed_routes(app)
     auth.register(app, api, app.config.get("VERIFIER") or settings.verifier())
+    cors.register(app, app.config.get("CORS_ORIGINS", settings.cors_origins))
     errors.register(app)
     _log_requests(app)
     app.wsgi_app = BodyLimit(app.wsgi_app, MAX_BODY_BYTES)  # type: ignore[method-assign]
