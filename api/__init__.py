@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 from flask_smorest import Api
 
-from api import auth, cors, dashboard, desks, errors, events, health, swagger_assets
+from api import auth, cors, dashboard, desks, errors, events, health, metrics, swagger_assets
 from api.body_limit import BodyLimit
 from api.idempotency import IdempotencyKeys
 from api.repository import DeskRepository
@@ -69,6 +69,7 @@ def create_app(
     auth.register(app, api, app.config.get("VERIFIER") or settings.verifier())
     cors.register(app, app.config.get("CORS_ORIGINS", settings.cors_origins))
     errors.register(app)
+    metrics.register(app)
     _log_requests(app)
     app.wsgi_app = BodyLimit(app.wsgi_app, MAX_BODY_BYTES)  # type: ignore[method-assign]
     return app

@@ -6,6 +6,7 @@ import logging
 
 from websockets.asyncio.server import ServerConnection, broadcast
 
+from broadcaster import metrics
 from broadcaster.peer import close_soon
 
 log = logging.getLogger("desks.broadcaster")
@@ -43,6 +44,7 @@ class Fanout:
     def drop_slow(self, connection: ServerConnection) -> None:
         """Close a client that has more than `max_buffer` bytes waiting, with code 1013."""
         self.clients.discard(connection)
+        metrics.SLOW_DROPPED.inc()
         log.warning(
             "slow client dropped",
             extra={"buffered_bytes": _buffered(connection), "limit": self.max_buffer},

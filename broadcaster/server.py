@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from broadcaster import metrics
 from broadcaster.fanout import Fanout
 from broadcaster.history import History, SequenceGap
 from broadcaster.peer import POLICY_VIOLATION, Allowance, GuardedConnection, cut, remote
@@ -31,6 +32,7 @@ from broadcaster.query import BadQuery, parse_query, query_token
 from desks.auth import READ, AuthError, Grant, ScopeError, Verifier, bearer
 from desks.event_log import EventLog
 from desks.events import DeskEvent, EventFormatError, decode, hello, reset
+from desks.metrics import exposition
 
 log = logging.getLogger("desks.broadcaster")
 
@@ -87,6 +89,8 @@ class Broadcaster:
         self._advanced = asyncio.Event()  # set (and replaced) whenever the head moves
         self._catch_up_to = 0
         self.port: int | None = None
+        metrics.CLIENTS.set_function(lambda: len(self.fanout))
+        metrics.HEAD_SEQ.set_function(lambda: self.history.head)
         self.listening = threading.Event()
         self.started = threading.Event()  # set once listening, or once listening failed
         self.start_error: OSError | None = None
@@ -105,6 +109,14 @@ class Broadcaster:
         path = urlsplit(request.path).path
         if path == "/healthz":
             return connection.respond(HTTPStatus.OK, "ok\n")
+        if path == "/readyz":  # ready once it follows a log: clients get their hello at once
+            if self._has_log.is_set():
+                return connection.respond(HTTPStatus.OK, "ready\n")
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "no event log yet\n")
+        if path == "/metrics":
+            text, content_type = exposition()
+            headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(text)))])
+            return Response(HTTPStatus.OK, "OK", headers, text)
         if path == "/publish":
             if not self._authorized(request.headers):
                 log.warning("publisher refused", extra={"remote": remote(connection)})
@@ -175,6 +187,8 @@ class Broadcaster:
         backlog = [] if position is None else self.history.since(position, log_epoch)
         for message in backlog if backlog is not None else [self._reset()]:
             broadcast([connection], message)
+        if after is not None:
+            metrics.REPLAYS.labels("replayed" if backlog is not None else "reset").inc()
         self.fanout.add(connection)
         log.info(
             "client connected",
@@ -299,7 +313,11 @@ class Broadcaster:
         if self.history.head >= self._catch_up_to:
             self._has_log.set()
         self._moved()
+        started = time.perf_counter()
         sent_to = self.fanout.send(text)
+        metrics.BROADCAST_SECONDS.observe(time.perf_counter() - started)
+        metrics.EVENTS_BROADCAST.inc()
+        metrics.DELIVERIES.inc(sent_to)
         desk_id = event.desk_id if isinstance(event, DeskEvent) else None
         log.info(
             "event",

@@ -255,13 +255,30 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _api(settings: Settings, args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
+    # Before prometheus_client is imported: the workers' metrics go to files there, which
+    # /metrics adds up. A directory of this run's own: stale files would count twice.
+    metrics_dir = tempfile.mkdtemp(prefix="desks-api-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    from prometheus_client import multiprocess
+
     from api.server import GunicornServer, gunicorn_options
 
     bind = f"fd://{args.fd}" if args.fd is not None else f"{args.host}:{args.port}"
     options = gunicorn_options(bind, args.workers, args.threads)
+
+    def forget_worker(_server: object, worker: Any) -> None:
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+    options["child_exit"] = forget_worker
     if args.fd is not None:  # the child of `desks up`: it must not outlive it (kill -9)
         options["when_ready"] = _stop_with_parent(os.getppid())
-    GunicornServer(options).run()
+    try:
+        GunicornServer(options).run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from desks.settings import ENVIRONMENT, Settings, SettingsError
+from tests.processes import ROOT
 
 
 def test_defaults_are_local_and_embedded():
@@ -68,8 +69,22 @@ def test_settings_pass_to_a_child_process_through_the_environment_unchanged():
         lease_ttl_seconds=0.6,
         publish_token="secret",
         ahead_wait_seconds=2.5,
+        jwt_secret="j" * 32,
+        jwt_issuer="https://id.example",
+        anonymous_reads=True,
+        cors_origins=("https://a.example", "http://b.example:8080"),
+        log_format="json",
+        public_broadcaster_url="wss://desks.example/live/",
     )
     assert Settings.from_env(settings.environ()) == settings
     assert Settings.from_env(Settings().environ()) == Settings()
     fields = set(Settings.__dataclass_fields__)
     assert set(ENVIRONMENT) == fields  # every setting has its variable
+
+
+def test_every_variable_is_documented_in_the_readme_and_env_example():
+    readme = (ROOT / "README.md").read_text()
+    example = (ROOT / ".env.example").read_text()
+    for variable in ENVIRONMENT.values():
+        assert f"`{variable}`" in readme, variable
+        assert variable in example, variable

@@ -60,6 +60,10 @@ class Checkpoint:
         self.resync_reason = found.get("resync")
         return self._saved
 
+    def age(self) -> float:
+        """Return the seconds since this process last loaded or saved the checkpoint."""
+        return self._clock() - self._saved_at
+
     def save(self, token: Mapping[str, Any] | None, force: bool = False) -> None:
         """Save `token` now if forced or if `interval` has passed, else at the next chance."""
         if token is None or (token == self._saved and self.resync_reason is None):

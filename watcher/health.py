@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pymongo.errors import PyMongoError
 
 from desks.event_log import EventLog
+from desks.metrics import exposition
 from watcher.publisher import Publisher
 from watcher.stream import Watcher
 
@@ -68,6 +69,14 @@ class HealthServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 body: dict[str, object]
+                if self.path == "/metrics":
+                    text, content_type = exposition()
+                    self.send_response(200)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(text)))
+                    self.end_headers()
+                    self.wfile.write(text)
+                    return
                 if self.path == "/healthz":
                     status, body = 200, {"status": "alive"}
                 elif self.path == "/readyz":

@@ -12,11 +12,13 @@ import logging
 import threading
 from collections.abc import Callable
 
+from pymongo.errors import PyMongoError
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
 from desks.backoff import Backoff
 from desks.event_log import EventLog
+from watcher import metrics
 
 log = logging.getLogger("desks.publisher")
 
@@ -54,6 +56,17 @@ class Publisher:
         self._may_publish = may_publish
         self.connected = threading.Event()
         self.position: int | None = None  # the last seq the broadcaster has, while connected
+        metrics.PUBLISHER_LAG.labels(self.url).set_function(self.lag)
+
+    def lag(self) -> float:
+        """Return how many logged events the broadcaster lacks (NaN while not connected)."""
+        position = self.position
+        if position is None:
+            return float("nan")
+        try:
+            return float(max(0, self._events.head() - position))
+        except PyMongoError:
+            return float("nan")
 
     def run(self, stop: threading.Event) -> None:
         """Publish until `stop` is set, reconnecting with capped exponential backoff."""

@@ -28,6 +28,7 @@ from desks.events import (
     version_of,
 )
 from desks.store import DESKS, Store
+from watcher import metrics
 from watcher.checkpoint import Checkpoint
 from watcher.feed import ChangeFeed
 from watcher.lease import Lease, LeaseLost
@@ -59,6 +60,7 @@ class Watcher:
         self._store = store
         self._events = events
         self._checkpoint = checkpoint
+        metrics.CHECKPOINT_AGE.set_function(checkpoint.age)
         self._max_await_ms = max_await_ms
         self._backoff = backoff or Backoff()
         self._lease = lease
@@ -122,6 +124,7 @@ class Watcher:
             return self._changed.wait_for(lambda: self.ready, timeout)
 
     def _set_role(self, role: str) -> None:
+        metrics.WATCHER_ROLE.state(role)
         if role != self.role:
             log.info("role", extra={"role": role, "was": self.role})
             self.role = role
@@ -297,6 +300,7 @@ class Watcher:
             return
         self._events.append_many(batch)
         self._seq = seq
+        metrics.logged(event for event, _ in batch)
         for event, _ in batch:
             log.info(
                 "logged", extra={"seq": event.seq, "type": event.type, "desk_id": event.desk_id}

@@ -173,6 +173,26 @@ def test_unknown_path_is_404_and_healthz_answers(server):
         urllib.request.urlopen(f"{http}/nope", timeout=5)
 
 
+def test_readyz_answers_503_until_a_log_is_followed(server):
+    _, url = server
+    http = url.replace("ws://", "http://")
+    with pytest.raises(urllib.error.HTTPError) as unready:
+        urllib.request.urlopen(f"{http}/readyz", timeout=5)
+    assert unready.value.code == 503
+    with connect(f"{url}/publish", additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
+        ws.recv(timeout=5)
+        ws.send(json.dumps({"type": "log", "epoch": "e1", "after": 0}))
+        wait_until(lambda: http_ok(f"{http}/readyz"))
+
+
+def http_ok(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status == 200
+    except urllib.error.HTTPError:
+        return False
+
+
 def test_what_clients_send_is_ignored_and_cannot_publish(server, publisher):
     broadcaster, url = server
     with connect(url) as rogue, connect(url) as watcher:

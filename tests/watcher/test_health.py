@@ -41,6 +41,11 @@ def test_ready_while_tailing_and_unavailable_while_the_store_fails(store):
         assert service.running
         assert probe(health.port, "/healthz") == (200, {"status": "alive"})
         assert probe(health.port, "/nope")[0] == 404
+        url = f"http://127.0.0.1:{health.port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        assert 'desks_watcher_role{desks_watcher_role="retrying"} 1.0' in text
+        assert "desks_watcher_checkpoint_age_seconds " in text
     finally:
         service.stop()
         health.stop()

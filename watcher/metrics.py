@@ -1,0 +1,43 @@
+"""The watcher's metrics: events logged, write-to-log lag, checkpoint age, role, publisher lag."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import datetime
+
+from prometheus_client import Counter, Enum, Gauge, Histogram
+
+from desks.events import Event
+
+EVENTS_LOGGED = Counter("desks_watcher_events_logged", "Events appended to the log", ["type"])
+WRITE_TO_LOG = Histogram(
+    "desks_watcher_write_to_log_seconds",
+    "From a write's wall time (MongoDB's) to its event being in the log",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+CHECKPOINT_AGE = Gauge(
+    "desks_watcher_checkpoint_age_seconds", "Seconds since the watcher last saved its checkpoint"
+)
+WATCHER_ROLE = Enum(
+    "desks_watcher_role",
+    "What the watcher is doing",
+    states=["starting", "active", "standby", "retrying", "stopped"],
+)
+PUBLISHER_LAG = Gauge(
+    "desks_publisher_lag_events",
+    "Events in the log that a broadcaster does not have yet (NaN while disconnected)",
+    ["broadcaster"],
+)
+
+
+def logged(events: Iterable[Event]) -> None:
+    """Count logged events, and time each write from its wall time (`at`) to now."""
+    now = time.time()
+    for event in events:
+        EVENTS_LOGGED.labels(event.type).inc()
+        try:
+            written = datetime.fromisoformat(event.at).timestamp()
+        except ValueError:
+            continue
+        WRITE_TO_LOG.observe(max(0.0, now - written))
