@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --editable '.[test]'
+	$(BIN)/python -m pip install --quiet --editable '.[test,bench]'
 	touch $(VENV)/.installed $@
 
 ## run: install into .venv if needed, then run the whole system on the embedded store
@@ -51,11 +51,17 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.store catchup --backlog 100000
 	$(BIN)/python -m bench.store events --events 1000000
 	$(BIN)/python -m bench.store wakeup --writes 500
-	$(BIN)/python -m bench.latency --writes 500 --clients 1
-	$(BIN)/python -m bench.latency --writes 500 --clients 10
-	$(BIN)/python -m bench.fanout --clients 200 --events 2000
+	$(BIN)/python -m bench.fanout --mode flood --clients 100,1000,5000 --events 200
+	$(BIN)/python -m bench.fanout --mode paced --clients 100 --rate 500 --seconds 10
+	$(BIN)/python -m bench.fanout --mode paced --clients 1000 --rate 50 --seconds 10
+	$(BIN)/python -m bench.fanout --mode paced --clients 5000 --rate 10 --seconds 10
+	$(BIN)/python -m bench.decoupling --dashboards 1000 --posts 300 --rounds 2
+	$(BIN)/python -m bench.e2e --desks 0 --dashboards 100 --rates 100,200,400,800
+	$(BIN)/python -m bench.e2e --desks 10000 --dashboards 100 --rates 100,200,400,800
+	$(BIN)/python -m bench.e2e --desks 100000 --dashboards 100 --rates 100,200,400,800
 	$(BIN)/python -m bench.takeover --ttl 2 --rounds 5
 	$(BIN)/python -m bench.http_load --connections 500 --seconds 20 --rate 1
+	$(BIN)/python -m bench.charts
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

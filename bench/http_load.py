@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from api.server import IDLE_TIMEOUT_S
-from bench.store import RESULTS, Up, free_port, machine, percentiles
+from bench.common import RESULTS, free_port, machine, percentiles
+from bench.store import Up
 
 REQUEST_TIMEOUT_S = 10.0
 BODY = json.dumps({"name": "Mesa de carga", "width": 120, "height": 60})

@@ -21,8 +21,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +33,7 @@ from typing import Any
 
 from websockets.sync.client import connect
 
+from bench.common import RESULTS, free_port, machine, percentiles
 from desks.desk import utc_now
 from desks.event_log import EventLog
 from desks.service import Service
@@ -43,7 +42,6 @@ from desks.store import Store, open_store
 from watcher.checkpoint import Checkpoint
 from watcher.stream import Watcher
 
-RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
 HISTORY = 1_000_000  # oplog entries: a backlog needs twice its size (the watcher writes too)
 
@@ -132,7 +130,7 @@ class Up:
         """Return the resident set size now and at its peak, in MiB, of `desks up` and its
         children (gunicorn's arbiter and workers serve the API), summed."""
         totals = {"VmRSS": 0.0, "VmHWM": 0.0}
-        for pid in _tree(self.process.pid):
+        for pid in process_tree(self.process.pid):
             try:
                 status = Path(f"/proc/{pid}/status").read_text()
             except FileNotFoundError:
@@ -166,7 +164,7 @@ def timed(action: Callable[[], object], repeat: int) -> list[float]:
     return samples
 
 
-def _tree(root: int) -> list[int]:
+def process_tree(root: int) -> list[int]:
     """Return `root` and every process descended from it."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -181,16 +179,6 @@ def _tree(root: int) -> list[int]:
         frontier = [pid for pid, parent in parents.items() if parent in frontier]
         tree += frontier
     return tree
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    cuts = (
-        statistics.quantiles(ordered, n=100, method="inclusive")
-        if len(ordered) > 1
-        else ordered * 99
-    )
-    return {"p50": round(cuts[49], 2), "p99": round(cuts[98], 2), "max": round(ordered[-1], 2)}
 
 
 # -- benchmarks ----------------------------------------------------------------------------
@@ -354,34 +342,6 @@ def bench_wakeup(args: argparse.Namespace, directory: str) -> dict[str, Any]:
     return {
         "parameters": {"writes": args.writes},
         "commit_to_other_process_ms": percentiles(delays),
-    }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def machine() -> dict[str, Any]:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    import sqlite3
-
-    return {
-        "cores": os.cpu_count(),
-        "cpu": model,
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "platform": platform.platform(),
     }
 
 

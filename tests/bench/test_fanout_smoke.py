@@ -1,0 +1,70 @@
+"""The fan-out, decoupling and chart benchmarks run with tiny parameters; the numbers come
+from `make bench`, never from a test."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.bench.conftest import run_benchmark
+from tests.processes import ROOT
+
+
+def test_fanout_flood_measures_every_server_and_compares_them(tmp_path):
+    record = run_benchmark(
+        "bench.fanout", tmp_path, "--mode", "flood", "--clients", "10", "--events", "20"
+    )
+    assert [run["server"] for run in record["runs"]] == ["ours", "broadcast", "sequential"]
+    for run in record["runs"]:
+        assert run["delivered"] == run["expected"] == 200  # every client got every event
+        assert run["deliveries_per_s"] > 0 and run["latency_ms"]["p50"] >= 0
+        assert run["idle_rss_per_connection_bytes"] is not None
+    assert set(record["ratios"]["10"]) == {"deliveries_vs_broadcast", "deliveries_vs_sequential"}
+    assert record["machine"]["libraries"]["websockets"]
+
+
+def test_fanout_paced_and_decoupling_and_charts_run(tmp_path):
+    paced = run_benchmark(
+        "bench.fanout",
+        tmp_path / "paced",
+        *("--mode", "paced", "--clients", "5", "--rate", "50", "--seconds", "0.2"),
+        *("--servers", "ours"),
+    )
+    assert paced["runs"][0]["delivered"] == 50
+    decoupled = run_benchmark(
+        "bench.decoupling",
+        tmp_path / "decoupling",
+        "--dashboards",
+        "4",
+        "--posts",
+        "5",
+        "--rounds",
+        "1",
+    )
+    assert decoupled["post_ms_with_0"]["p50"] > 0 and decoupled["post_ms_with_4"]["p50"] > 0
+    pytest.importorskip("matplotlib", reason="matplotlib is the optional `bench` extra")
+    charted = subprocess.run(
+        [sys.executable, "-m", "bench.charts", "--results", str(tmp_path / "paced")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert charted.returncode == 0, charted.stderr
+    assert (tmp_path / "paced" / "fanout-latency.png").stat().st_size > 1000
+
+
+def test_end_to_end_runs_on_desks_up_with_a_prefilled_store(tmp_path):
+    record = run_benchmark(
+        "bench.e2e",
+        tmp_path,
+        *("--desks", "50", "--dashboards", "3", "--rates", "10,20", "--seconds", "0.5"),
+        *("--patience", "3"),
+    )
+    assert [step["rate"] for step in record["steps"]] == [10, 20]
+    for step in record["steps"]:
+        assert step["delivered"] == step["expected"] == 3 * step["writes_acknowledged"]
+        assert step["write_to_receipt_ms"]["p50"] > 0
+    assert record["highest_rate_kept_up"] == 20
