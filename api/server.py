@@ -30,7 +30,6 @@ LIMIT_REQUEST_FIELD_SIZE = 8190
 IDLE_TIMEOUT_S = 5
 # A request must have arrived whole (line, headers and body) this long after it began.
 REQUEST_READ_TIMEOUT_S = 10
-FIRST_BYTES_WAIT_S = 0.05
 
 
 def gunicorn_options(bind: str, workers: int, threads: int) -> dict[str, Any]:
@@ -106,10 +105,6 @@ class JsonErrorsWorker(ThreadWorker):  # type: ignore[misc]
         """Swap in the JSON error writer and start the watchdog, in this worker process only."""
         # gunicorn offers no hook for its error bodies; Worker.handle_error calls this.
         gunicorn_util.write_error = write_json_error
-        # A new connection waits this long in a thread for its first bytes before moving to
-        # the poller (gunicorn's default, 5 s, lets a burst of silent connections hold every
-        # thread while real requests queue behind them).
-        gthread.DEFAULT_WORKER_DATA_TIMEOUT = FIRST_BYTES_WAIT_S
         self._deadlines: dict[socket.socket, float] = {}
         self._deadlines_lock = threading.Lock()
         threading.Thread(target=self._watchdog, name="request-deadlines", daemon=True).start()
@@ -117,6 +112,13 @@ class JsonErrorsWorker(ThreadWorker):  # type: ignore[misc]
 
     def handle(self, conn: Any) -> Any:
         """Handle one request on `conn` under the read deadline."""
+        if not conn.initialized and not conn.data_ready and not conn.wait_for_data(0):
+            # A new connection with nothing to read yet waits in the poller, not in a thread.
+            # gunicorn would hold a thread for up to 5 s for its first bytes: a burst of
+            # connections opened ahead of their requests (browsers, pools) then holds every
+            # thread while requests that did arrive queue behind them (bench/http_load: the
+            # first request on such connections took 300-800 ms even with a 50 ms wait).
+            return gthread._DEFER
         sock = conn.sock
         with self._deadlines_lock:
             self._deadlines[sock] = time.monotonic() + REQUEST_READ_TIMEOUT_S
