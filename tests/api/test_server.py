@@ -7,8 +7,10 @@ import socket
 import time
 
 import pytest
+from gunicorn.config import Config
+from gunicorn.workers import gthread
 
-from api.server import IDLE_TIMEOUT_S, REQUEST_READ_TIMEOUT_S
+from api.server import IDLE_TIMEOUT_S, REQUEST_READ_TIMEOUT_S, JsonErrorsWorker
 from tests.conftest import free_port
 from tests.processes import Running
 
@@ -145,3 +147,19 @@ def test_what_gunicorn_logs_of_a_bad_request_is_escaped(up, api):
     text = up.log.read_bytes()
     assert b"logger=gunicorn.error" in text
     assert b"\x1b" not in text and b"\r" not in text
+
+
+def test_a_new_connection_with_nothing_to_read_waits_in_the_poller_not_in_a_thread():
+    # gunicorn would block the thread up to 5 s for the first bytes; ours does not wait at all.
+    quiet, peer = socket.socketpair()
+    try:
+        conn = gthread.TConn(Config(), quiet, ("127.0.0.1", 1), ("127.0.0.1", 2))
+        waits = []
+        original = conn.wait_for_data
+        conn.wait_for_data = lambda timeout: waits.append(timeout) or original(timeout)
+        worker = JsonErrorsWorker.__new__(JsonErrorsWorker)  # handle() needs no process state
+        assert worker.handle(conn) is gthread._DEFER
+        assert waits == [0]
+    finally:
+        quiet.close()
+        peer.close()
