@@ -1,7 +1,8 @@
 """Watcher failover: from the active watcher's death to the standby tailing (embedded store).
 
 Run: .venv/bin/python -m bench.takeover [--ttl 2] [--rounds 5]
-The active watcher "dies" without releasing its lease, as under kill -9.
+The active watcher "dies" without releasing its lease, as under kill -9. Writes
+bench/results/takeover-<ttl>.json.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
+from bench.common import RESULTS, percentiles, record
 from desks.event_log import EventLog
 from desks.service import Service
 from desks.settings import Settings
@@ -31,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ttl", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args()
     store = open_store(Settings(embedded_path=":memory:"))
     events = EventLog(store.database)
@@ -52,10 +56,15 @@ def main() -> None:
         wait(lambda w=standby_watcher: w.role == "active" and w.healthy.is_set())
         takeovers.append(time.monotonic() - died)
         standby.stop()
-    print(
-        f"ttl={args.ttl}s rounds={args.rounds} takeover median={statistics.median(takeovers):.2f}s "
-        f"max={max(takeovers):.2f}s"
-    )
+    figures = {
+        "parameters": {"ttl_s": args.ttl, "rounds": args.rounds},
+        "takeover_s": {
+            "median": round(statistics.median(takeovers), 2),
+            "max": round(max(takeovers), 2),
+        },
+        "takeover_ms": percentiles([seconds * 1000 for seconds in takeovers]),
+    }
+    record("takeover", f"takeover-{args.ttl:g}", figures, args.results)
 
 
 if __name__ == "__main__":

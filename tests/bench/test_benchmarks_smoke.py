@@ -1,4 +1,4 @@
-"""The fan-out, decoupling and chart benchmarks run with tiny parameters; the numbers come
+"""The fan-out, decoupling, end-to-end, failover and chart benchmarks run with tiny parameters;
 from `make bench`, never from a test."""
 
 from __future__ import annotations
@@ -68,3 +68,8 @@ def test_end_to_end_runs_on_desks_up_with_a_prefilled_store(tmp_path):
         assert step["delivered"] == step["expected"] == 3 * step["writes_acknowledged"]
         assert step["write_to_receipt_ms"]["p50"] > 0
     assert record["highest_rate_kept_up"] == 20
+
+
+def test_takeover_records_how_long_a_standby_takes_over(tmp_path):
+    record = run_benchmark("bench.takeover", tmp_path, "--ttl", "0.3", "--rounds", "1")
+    assert record["takeover_s"]["max"] > 0 and record["parameters"]["rounds"] == 1
