@@ -1,5 +1,5 @@
 """The fan-out, decoupling, end-to-end, failover and chart benchmarks run with tiny parameters;
-from `make bench`, never from a test."""
+the numbers come from `make bench`, never from a test."""
 
 from __future__ import annotations
 
