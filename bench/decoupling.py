@@ -20,7 +20,6 @@ from typing import Any
 
 from bench import lean_client
 from bench.common import RESULTS, free_port, percentiles, record, run_queue_wait_s
-from bench.fanout import CONTEXT
 from bench.store import Up, process_tree, request
 
 
@@ -30,19 +29,10 @@ def phase(
     """POST `posts` desks with `dashboards` connected; return each POST's milliseconds, and
     the milliseconds per POST the API's processes waited for a CPU meanwhile."""
     ws_port = int(up.ws.rsplit(":", 1)[1].strip("/"))
-    workers, finished, results = [], CONTEXT.Event(), CONTEXT.Queue()
-    if dashboards:
-        ready, go = CONTEXT.Queue(), CONTEXT.Event()
-        sent = CONTEXT.Array("d", 1, lock=False)
-        shares = [dashboards // processes + (i < dashboards % processes) for i in range(processes)]
-        for share in shares:
-            args = (ws_port, "/", share, posts, 0, sent, ready, go, finished, results)
-            workers.append(CONTEXT.Process(target=lean_client.run, args=args))
-        for worker in workers:
-            worker.start()
-        for _ in workers:
-            ready.get(timeout=300)
-        go.set()
+    clients = lean_client.Clients(ws_port, dashboards, posts, processes) if dashboards else None
+    if clients is not None:
+        clients.connect()
+        clients.go()
         time.sleep(1.0)
     connection = http.client.HTTPConnection("127.0.0.1", up.port, timeout=30)
     samples = []
@@ -59,11 +49,9 @@ def phase(
         assert status == 201
     connection.close()
     waited = run_queue_wait_s(api) - waited
-    finished.set()
-    delivered = sum(results.get(timeout=120)["frames"] for _ in workers)
-    assert delivered == dashboards * posts, (delivered, dashboards * posts)
-    for worker in workers:
-        worker.join(30)
+    if clients is not None:
+        delivered = sum(report["frames"] for report in clients.finish(timeout=120))
+        assert delivered == dashboards * posts, (delivered, dashboards * posts)
     return samples, waited * 1000 / posts
 
 

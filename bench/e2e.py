@@ -22,7 +22,6 @@ from typing import Any
 
 from bench import lean_client
 from bench.common import RESULTS, free_port, percentiles, record
-from bench.fanout import CONTEXT
 from bench.store import Up, prefill, request
 
 KEEP_UP_P99_MS = 1000.0
@@ -64,41 +63,20 @@ def write_at(port: int, rate: float, seconds: float, writers: int) -> tuple[int,
 def step(up: Up, ws_port: int, rate: float, args: Any) -> dict[str, Any]:
     """One write rate: dashboards connected, writes paced, what the dashboards received."""
     events = round(rate * args.seconds)
-    ready, go, finished, results = (
-        CONTEXT.Queue(),
-        CONTEXT.Event(),
-        CONTEXT.Event(),
-        CONTEXT.Queue(),
+    dashboards = lean_client.Clients(
+        ws_port,
+        args.dashboards,
+        events,
+        args.processes,
+        args.sample_every,
+        by_wall_time=True,
+        patience=args.seconds + args.patience,
     )
-    sent = CONTEXT.Array("d", 1, lock=False)
-    shares = [
-        args.dashboards // args.processes + (i < args.dashboards % args.processes)
-        for i in range(args.processes)
-    ]
-    workers = [
-        CONTEXT.Process(
-            target=lean_client.run,
-            args=(ws_port, "/", share, events, args.sample_every, sent, ready, go, finished),
-            kwargs={
-                "results": results,
-                "by_wall_time": True,
-                "patience": args.seconds + args.patience,
-            },
-        )
-        for share in shares
-        if share
-    ]
-    for worker in workers:
-        worker.start()
-    for _ in workers:
-        ready.get(timeout=300)
-    go.set()
+    dashboards.connect()
+    dashboards.go()
     time.sleep(0.5)
     acknowledged, elapsed, errors = write_at(up.port, rate, args.seconds, args.writers)
-    finished.set()
-    reports = [results.get(timeout=args.seconds + args.patience + 120) for _ in workers]
-    for worker in workers:
-        worker.join(30)
+    reports = dashboards.finish(timeout=args.seconds + args.patience + 120)
     delivered = sum(report["frames"] for report in reports)
     latency = percentiles([ms for report in reports for ms in report["latencies_ms"]])
     expected = args.dashboards * acknowledged

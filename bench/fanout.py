@@ -68,31 +68,13 @@ def _publish(
     time.sleep(0.5)
     rss_before = rss_bytes(server.pid)  # type: ignore[arg-type]
     sent = CONTEXT.Array("d", events + 1, lock=False)
-    ready, go, finished, results = (
-        CONTEXT.Queue(),
-        CONTEXT.Event(),
-        CONTEXT.Event(),
-        CONTEXT.Queue(),
-    )
-    shares = [
-        clients // args.processes + (i < clients % args.processes) for i in range(args.processes)
-    ]
-    workers = [
-        CONTEXT.Process(
-            target=lean_client.run,
-            args=(port, "/", share, events, args.sample_every, sent, ready, go, finished, results),
-        )
-        for share in shares
-        if share
-    ]
-    for worker in workers:
-        worker.start()
-    connected = sum(ready.get(timeout=300) for _ in workers)
+    lean = lean_client.Clients(port, clients, events, args.processes, args.sample_every, sent)
+    connected = lean.connect()
     time.sleep(1.0)  # settle: the idle cost of every connection
     idle = (rss_bytes(server.pid) - rss_before) / connected  # type: ignore[arg-type]
     messages = [event(seq) for seq in range(1, events + 1)]
     cpu_before = cpu_seconds(server.pid)  # type: ignore[arg-type]
-    go.set()
+    lean.go()
     time.sleep(0.2)  # the clients leave their wait
     start = time.monotonic()
     for seq, message in enumerate(messages, 1):
@@ -102,11 +84,8 @@ def _publish(
                 time.sleep(delay)
         sent[seq] = time.monotonic()
         publisher.send(message)
-    finished.set()
-    reports = [results.get(timeout=600) for _ in workers]
+    reports = lean.finish()
     cpu = cpu_seconds(server.pid) - cpu_before  # type: ignore[arg-type]
-    for worker in workers:
-        worker.join(30)
     delivered = sum(report["frames"] for report in reports)
     last = max(report["last"] for report in reports)
     latencies = [ms for report in reports for ms in report["latencies_ms"]]

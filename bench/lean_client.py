@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import multiprocessing
 import os
 import re
 import resource
@@ -205,3 +206,57 @@ def run(
             "cpu_s": cpu,  # while receiving, not while connecting
         }
     )
+
+
+class Clients:
+    """`count` lean connections spread over `processes` processes, started and read together:
+    connect() when they are all in, go() to start counting, finish() for their reports."""
+
+    def __init__(
+        self,
+        port: int,
+        count: int,
+        events: int,
+        processes: int = 2,
+        sample_every: int = 0,
+        sent: Any = None,
+        by_wall_time: bool = False,
+        patience: float | None = None,
+    ) -> None:
+        context = multiprocessing.get_context("spawn")  # fresh interpreters, no threads
+        self._ready, self._go = context.Queue(), context.Event()
+        self._finished, self._results = context.Event(), context.Queue()
+        sent = sent if sent is not None else context.Array("d", 1, lock=False)
+        shares = [count // processes + (i < count % processes) for i in range(processes)]
+        self._workers = [
+            context.Process(
+                target=run,
+                args=(port, "/", share, events, sample_every, sent, self._ready, self._go),
+                kwargs={
+                    "finished": self._finished,
+                    "results": self._results,
+                    "by_wall_time": by_wall_time,
+                    "patience": patience,
+                },
+            )
+            for share in shares
+            if share
+        ]
+
+    def connect(self) -> int:
+        """Start the processes; return how many connections are open once all are."""
+        for worker in self._workers:
+            worker.start()
+        return sum(self._ready.get(timeout=300) for _ in self._workers)
+
+    def go(self) -> None:
+        """Let the clients start waiting for events (after any idle measurement)."""
+        self._go.set()
+
+    def finish(self, timeout: float = 600) -> list[dict[str, Any]]:
+        """Say every event was sent; return each process's report once it has them all."""
+        self._finished.set()
+        reports = [self._results.get(timeout=timeout) for _ in self._workers]
+        for worker in self._workers:
+            worker.join(30)
+        return reports

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from api import create_app
 from desks.settings import Settings
 from desks.store import Store, open_store
+from launcher.system import System
 
 
 def wait_until(
@@ -62,3 +63,15 @@ def app(store: Store) -> Flask:
 def client(app: Flask) -> FlaskClient:
     """Return a test client of the API app."""
     return app.test_client()
+
+
+@pytest.fixture
+def system() -> Iterator[System]:
+    """Yield a running system (embedded store, API and broadcaster on free ports)."""
+    settings = Settings(embedded_path=":memory:", api_port=0, broadcaster_port=0)
+    store = open_store(settings)
+    system = System(settings, store)
+    system.start()
+    yield system
+    system.stop()
+    store.close()

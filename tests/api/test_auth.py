@@ -31,6 +31,10 @@ def token(*scopes, ttl=60, key=SECRET, **claims):
     return mint(key, scopes, ttl, **claims)
 
 
+def in_a_minute():
+    return time.time() + 60
+
+
 def hs512(claims):
     with warnings.catch_warnings():  # the right secret, the wrong algorithm: still refused
         warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
@@ -48,15 +52,19 @@ def test_no_token_is_401_with_a_challenge_and_a_json_reason(secured):
 @pytest.mark.parametrize(
     ("name", "bad"),
     [
-        ("malformed", "not.a.jwt"),
-        ("expired", mint(SECRET, ["desks:write"], -60)),
-        ("wrongly signed", mint("x" * 32, ["desks:write"], 60)),
-        ("alg none", jwt.encode({"scope": "desks:write", "exp": time.time() + 60}, None, "none")),
-        ("no expiry", jwt.encode({"scope": "desks:write"}, SECRET, "HS256")),
-        ("HS512", hs512({"scope": "desks:write", "exp": time.time() + 60})),
+        ("malformed", lambda: "not.a.jwt"),
+        ("expired", lambda: mint(SECRET, ["desks:write"], -60)),
+        ("wrongly signed", lambda: mint("x" * 32, ["desks:write"], 60)),
+        (
+            "alg none",
+            lambda: jwt.encode({"scope": "desks:write", "exp": in_a_minute()}, None, "none"),
+        ),
+        ("no expiry", lambda: jwt.encode({"scope": "desks:write"}, SECRET, "HS256")),
+        ("HS512", lambda: hs512({"scope": "desks:write", "exp": in_a_minute()})),
     ],
 )
 def test_unusable_tokens_are_401_and_change_nothing(secured, store, name, bad):
+    bad = bad()  # minted now, so that only its flaw can make it unusable
     response = secured.post("/api/desks", json=BODY, headers=auth(bad))
     assert response.status_code == 401, name
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]

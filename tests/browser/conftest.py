@@ -16,8 +16,6 @@ from typing import Any
 
 import pytest
 
-from desks.settings import Settings
-from desks.store import open_store
 from launcher.system import System
 
 sync_api = pytest.importorskip(
@@ -62,18 +60,6 @@ def browser() -> Iterator[Any]:
         )
         yield launched
         launched.close()
-
-
-@pytest.fixture
-def system() -> Iterator[System]:
-    """Yield the whole system on a private embedded store, on free ports."""
-    settings = Settings(embedded_path=":memory:", api_port=0, broadcaster_port=0)
-    store = open_store(settings)
-    running = System(settings, store)
-    running.start()
-    yield running
-    running.stop()
-    store.close()
 
 
 class Console:

@@ -12,21 +12,6 @@ from typing import Any
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from desks.settings import Settings
-from desks.store import open_store
-from launcher.system import System
-
-
-@pytest.fixture
-def system() -> Iterator[System]:
-    """Yield a running system (embedded store, API and broadcaster on free ports)."""
-    settings = Settings(embedded_path=":memory:", api_port=0, broadcaster_port=0)
-    store = open_store(settings)
-    system = System(settings, store)
-    system.start()
-    yield system
-    system.stop()
-
 
 def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
     """Send a JSON request; return (status, decoded body or None)."""
