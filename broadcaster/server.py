@@ -80,6 +80,7 @@ class Broadcaster:
         self._grants: weakref.WeakKeyDictionary[ServerConnection, Grant] = (
             weakref.WeakKeyDictionary()
         )
+        self._closing: set[asyncio.Task[None]] = set()
         self.history = History(retain)
         self.limits = limits or Limits()
         self.fanout = Fanout(self.limits.max_buffer)
@@ -212,7 +213,9 @@ class Broadcaster:
 
         def expire() -> None:
             self.fanout.discard(connection)  # not one more event on an expired token
-            loop.create_task(connection.close(TOKEN_EXPIRED, "token expired"))
+            closing = loop.create_task(connection.close(TOKEN_EXPIRED, "token expired"))
+            self._closing.add(closing)  # the loop keeps only a weak reference to a task
+            closing.add_done_callback(self._closing.discard)
 
         return loop.call_later(max(0.0, grant.expires_at - time.time()), expire)
 
