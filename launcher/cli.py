@@ -162,7 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command in {"watcher", "broadcaster"} and settings.publish_token is None:
         parser.error(f"desks {args.command} needs DESKS_PUBLISH_TOKEN (a shared secret)")
-    if args.command in {"up", "api", "broadcaster"} and not settings.verifier().enabled:
+    serving = args.command in {"up", "broadcaster"} or (args.command == "api" and args.fd is None)
+    if serving and not settings.verifier().enabled:  # `desks up` warns for its API child too
         log.warning(
             "authentication is off: anyone who reaches this service can read and write desks; "
             "set DESKS_JWT_SECRET or DESKS_JWT_PUBLIC_KEY"
