@@ -21,12 +21,11 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from api.server import IDLE_TIMEOUT_S
-from bench.common import RESULTS, free_port, machine, percentiles
+from bench.common import RESULTS, free_port, percentiles, record
 from bench.store import Up
 
 REQUEST_TIMEOUT_S = 10.0
@@ -169,22 +168,13 @@ def main() -> None:
             store_count = up_count(up.port)
         finally:
             up.close()
-    figures["desks_stored"] = store_count
-    record = {
-        "benchmark": "http_load",
-        "at": datetime.now(UTC).isoformat(),
-        "machine": machine(),
-        "parameters": {
-            "connections": args.connections,
-            "seconds": args.seconds,
-            "rate_per_connection": args.rate,
-        },
-        **figures,
+    parameters = {
+        "connections": args.connections,
+        "seconds": args.seconds,
+        "rate_per_connection": args.rate,
     }
-    args.results.mkdir(parents=True, exist_ok=True)
-    name = f"http-load-{args.connections}-{args.rate:g}"
-    (args.results / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in record.items() if k != "machine"}))
+    figures = {"parameters": parameters, **figures, "desks_stored": store_count}
+    record("http_load", f"http-load-{args.connections}-{args.rate:g}", figures, args.results)
 
 
 def up_count(port: int) -> int:

@@ -33,7 +33,7 @@ from typing import Any
 
 from websockets.sync.client import connect
 
-from bench.common import RESULTS, free_port, machine, percentiles
+from bench.common import RESULTS, free_port, percentiles, record
 from desks.desk import utc_now
 from desks.event_log import EventLog
 from desks.service import Service
@@ -368,16 +368,8 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="desks-bench-") as directory:
         figures = run[args.command](args, directory)
-    record = {
-        "benchmark": f"store.{args.command}",
-        "at": datetime.now(UTC).isoformat(),
-        "machine": machine(),
-        **figures,
-    }
-    args.results.mkdir(parents=True, exist_ok=True)
     name = f"store-{args.command}-{'-'.join(str(v) for v in figures['parameters'].values())}"
-    (args.results / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in record.items() if k != "machine"}))
+    record(f"store.{args.command}", name, figures, args.results)
 
 
 if __name__ == "__main__":
