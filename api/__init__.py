@@ -66,11 +66,12 @@ def create_app(
     app.register_blueprint(dashboard.blp)
     app.register_blueprint(swagger_assets.blp)
     _add_seed_routes(app)
+    # First: a request the later checks refuse (401, 422...) is timed, counted and logged too.
+    _log_requests(app)
     auth.register(app, api, app.config.get("VERIFIER") or settings.verifier())
     cors.register(app, app.config.get("CORS_ORIGINS", settings.cors_origins))
     errors.register(app)
     metrics.register(app)
-    _log_requests(app)
     app.wsgi_app = BodyLimit(app.wsgi_app, MAX_BODY_BYTES)  # type: ignore[method-assign]
     return app
 
@@ -97,6 +98,7 @@ def _log_requests(app: Flask) -> None:
     @app.after_request
     def log_request(response: Response) -> Response:
         elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        metrics.observe(response.status_code, elapsed / 1000)
         request_id = g.get("request_id") or uuid.uuid4().hex
         response.headers["X-Request-Id"] = request_id
         fields = {

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 from prometheus_client import Counter, Histogram
 
 from desks.metrics import exposition
@@ -22,21 +20,16 @@ API_LATENCY = Histogram(
 )
 
 
+def observe(status: int, seconds: float) -> None:
+    """Count the current request and its time (the request log's clock: one per request)."""
+    # The route's template (/api/desks/<desk_id>), never the raw path: bounded labels.
+    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    API_REQUESTS.labels(request.method, route, str(status)).inc()
+    API_LATENCY.labels(request.method, route).observe(seconds)
+
+
 def register(app: Flask) -> None:
-    """Count and time every request, and serve /metrics."""
-
-    @app.before_request
-    def start_clock() -> None:
-        g.metrics_started = time.perf_counter()
-
-    @app.after_request
-    def count(response: Response) -> Response:
-        # The route's template (/api/desks/<desk_id>), never the raw path: bounded labels.
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        elapsed = time.perf_counter() - g.get("metrics_started", time.perf_counter())
-        API_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        API_LATENCY.labels(request.method, route).observe(elapsed)
-        return response
+    """Serve /metrics (requests are counted by the request log, `observe`)."""
 
     def metrics() -> Response:
         body, content_type = exposition()

@@ -142,3 +142,12 @@ def test_rs256_checks_signature_issuer_and_audience(store, rsa_keys):
         "HS256",
     )
     assert client.post("/api/desks", json=BODY, headers=auth(forged)).status_code == 401
+
+
+def test_a_refused_request_keeps_its_request_id_and_is_counted(secured, caplog):
+    with caplog.at_level("INFO", logger="desks.api"):
+        response = secured.post("/api/desks", json=BODY, headers={"X-Request-Id": "trace-401"})
+    assert response.status_code == 401
+    assert response.headers["X-Request-Id"] == "trace-401"  # the caller's, not a new one
+    [line] = [r for r in caplog.records if r.getMessage() == "request"]
+    assert (line.status, line.request_id) == (401, "trace-401")
