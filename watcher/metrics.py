@@ -31,11 +31,14 @@ PUBLISHER_LAG = Gauge(
 )
 
 
-def logged(events: Iterable[Event]) -> None:
-    """Count logged events, and time each write from its wall time (`at`) to now."""
+def logged(events: Iterable[Event], writes: bool = True) -> None:
+    """Count logged events and, for `writes` (not the watcher's own resyncs and snapshots,
+    whose `at` is when it logged them), time each from its wall time (`at`) to now."""
     now = time.time()
     for event in events:
         EVENTS_LOGGED.labels(event.type).inc()
+        if not writes:
+            continue
         try:
             written = datetime.fromisoformat(event.at).timestamp()
         except ValueError:

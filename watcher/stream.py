@@ -246,6 +246,7 @@ class Watcher:
     def _log_resync(self, reason: str) -> None:
         event = Resync(self._seq + 1, iso_utc(utc_now()), reason)
         self._events.append(event, f"resync:{uuid.uuid4().hex}")
+        metrics.logged([event], writes=False)
         self._seq = event.seq
         log.info("logged", extra={"seq": event.seq, "type": event.type, "reason": reason})
 
@@ -259,6 +260,7 @@ class Watcher:
         label = uuid.uuid4().hex
         marker = Snapshot(self._seq + 1, iso_utc(utc_now()), reason)
         self._events.append(marker, f"snapshot:{label}")
+        metrics.logged([marker], writes=False)
         seq = marker.seq
         batch: list[tuple[DeskEvent, str]] = []
         for document in self._store.desks.find().sort("_id", ASCENDING):
@@ -269,12 +271,17 @@ class Watcher:
             assert isinstance(event, DeskEvent)
             batch.append((event, f"snapshot:{label}:{seq}"))
             if len(batch) == BATCH:
-                self._events.append_many(batch)
+                self._append_many(batch, writes=False)
                 batch = []
         if batch:
-            self._events.append_many(batch)
+            self._append_many(batch, writes=False)
         log.info("snapshot logged", extra={"seq": marker.seq, "desks": seq - marker.seq})
         self._seq = seq
+
+    def _append_many(self, batch: Sequence[tuple[DeskEvent, str]], writes: bool = True) -> None:
+        """Log `batch` in one write and count it (`writes`: events of writes, timed)."""
+        self._events.append_many(batch)
+        metrics.logged((event for event, _ in batch), writes)
 
     def _log_batch(self, changes: Sequence[Mapping[str, Any]]) -> None:
         """Log the events of `changes` in one write, skipping changes logged before."""
@@ -298,9 +305,8 @@ class Watcher:
             seq = event.seq
         if not batch:
             return
-        self._events.append_many(batch)
+        self._append_many(batch)
         self._seq = seq
-        metrics.logged(event for event, _ in batch)
         for event, _ in batch:
             log.info(
                 "logged", extra={"seq": event.seq, "type": event.type, "desk_id": event.desk_id}

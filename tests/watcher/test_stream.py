@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 from pymongo.errors import AutoReconnect
 
 from api.repository import DeskRepository
@@ -177,7 +178,12 @@ def test_transient_errors_are_retried_not_fatal(embedded, store, events, desks):
     watcher.stop()
 
 
+def logged_count(kind):
+    return REGISTRY.get_sample_value("desks_watcher_events_logged_total", {"type": kind}) or 0
+
+
 def test_history_lost_starts_over_from_now_instead_of_crash_looping(embedded, store, events, desks):
+    counted = {kind: logged_count(kind) for kind in ("resync", "snapshot", "desk_snapshot")}
     watcher = start(store, events)
     desks.create({"name": "A", "width": 1, "height": 1})
     wait_until(lambda: events.head() == 1)
@@ -199,6 +205,12 @@ def test_history_lost_starts_over_from_now_instead_of_crash_looping(embedded, st
         "desk_created",
     ]
     assert logged[1].reason == logged[2].reason == "history_lost"
+    # Counted like any logged event (desks_watcher_events_logged_total).
+    assert {kind: logged_count(kind) - n for kind, n in counted.items()} == {
+        "resync": 1,
+        "snapshot": 1,
+        "desk_snapshot": 2,
+    }
     assert [logged[3].desk["name"], logged[4].desk["name"]] == ["A", "lost"]
     assert logged[5].desk["name"] == "B"
     verdict = verify(store)
