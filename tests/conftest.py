@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -65,13 +66,21 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+@contextlib.contextmanager
+def running_system(settings: Settings) -> Iterator[System]:
+    """Run the whole system on the store `settings` name; stop it and close the store after."""
+    store = open_store(settings)
+    system = System(settings, store)
+    try:
+        system.start()
+        yield system
+    finally:
+        system.stop()
+        store.close()
+
+
 @pytest.fixture
 def system() -> Iterator[System]:
     """Yield a running system (embedded store, API and broadcaster on free ports)."""
-    settings = Settings(embedded_path=":memory:", api_port=0, broadcaster_port=0)
-    store = open_store(settings)
-    system = System(settings, store)
-    system.start()
-    yield system
-    system.stop()
-    store.close()
+    with running_system(Settings(embedded_path=":memory:", api_port=0, broadcaster_port=0)) as up:
+        yield up

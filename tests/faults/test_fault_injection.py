@@ -21,10 +21,9 @@ from websockets.sync.client import connect
 
 from desks.event_log import EventLog
 from desks.settings import Settings
-from desks.store import open_store
 from desks.verify import verify
 from launcher.system import System
-from tests.conftest import wait_until
+from tests.conftest import running_system, wait_until
 from tests.e2e.conftest import http
 from watcher.checkpoint import Checkpoint
 
@@ -44,12 +43,8 @@ def seed() -> int:
 def system(request, tmp_path):
     path = ":memory:" if request.param == "memory" else str(tmp_path / "store.sqlite3")
     settings = Settings(embedded_path=path, api_port=0, broadcaster_port=0, lease_ttl_seconds=1.0)
-    store = open_store(settings)
-    system = System(settings, store)
-    system.start()
-    yield system
-    system.stop()
-    store.close()
+    with running_system(settings) as system:
+        yield system
 
 
 @dataclass
