@@ -34,6 +34,11 @@ def fanout_runs(results: Path, mode: str) -> list[dict[str, Any]]:
     return list(newest.values())
 
 
+def paced_rates(runs: list[dict[str, Any]]) -> set[tuple[int, float]]:
+    """Return the (K, events per second) each paced run was measured at."""
+    return {(run["clients"], run["rate"]) for run in runs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.charts")
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -87,7 +92,9 @@ def main() -> None:
             yscale="log",
             xlabel="connections (K)",
             ylabel="publish to receipt (ms)",
-            title="Fan-out, paced: latency (K=100 at 500/s, 1,000 at 50/s, 5,000 at 10/s)",
+            title="Fan-out, paced: latency ("
+            + ", ".join(f"K={k:,} at {rate:g}/s" for k, rate in sorted(paced_rates(paced)))
+            + ")",
         )
         axes.legend(fontsize="small")
         written.append(save(figure, args.results / "fanout-latency.png"))
