@@ -9,17 +9,14 @@ from __future__ import annotations
 from flask import Flask, Response, current_app, g, request
 from flask_smorest import Api
 
-from api.errors import error_response
+from api.errors import BROWSER_ENDPOINTS, error_response
 from desks.auth import READ, WRITE, AuthError, ScopeError, Verifier, bearer
 
-OPEN_ENDPOINTS = {
+# The pages for people (the dashboard, Swagger UI and their files), probes, the spec, metrics.
+OPEN_ENDPOINTS = BROWSER_ENDPOINTS | {
     "health.healthz",
     "health.readyz",
-    "dashboard.page",
-    "static",
-    "swagger_assets.asset",
     "api-docs.openapi_json",
-    "api-docs.openapi_swagger_ui",
     "metrics",
 }
 REALM = 'Bearer realm="desks"'
