@@ -15,8 +15,28 @@ How it is built, one module per idea:
   and re-checks every document with mongomock's matcher; pymongo's Cursor API on top.
 - `documents`: mongomock's update operators, projections and sort order, on one document.
 - `oplog` and `changestream`: every write appends an oplog entry in its own transaction;
-  change streams read it with MongoDB's event shapes, resume tokens and errors.
+  change streams read it with MongoDB's event shapes, resume tokens and errors; `noops`
+  writes the idle no-ops that keep an empty poll's token moving.
 - `collection`, `database`, `client`: the pymongo-shaped surface.
+
+Why a change stream cannot skip a commit:
+
+1. Positions are commit order. An oplog entry is written in the transaction of its write, and
+   SQLite lets one writer at a time hold the file (BEGIN IMMEDIATE, every process): the
+   AUTOINCREMENT position a write takes is greater than every position committed before it,
+   and a rolled-back write leaves no entry behind.
+2. A stream only moves to a position one snapshot proved. Each fetch reads, in one read
+   transaction, the entries after its position and the head; the position moves to an entry
+   it returns or, when none in scope is left, to that same snapshot's head. A write committed
+   after the snapshot has a greater position, so the next fetch reads it.
+3. A read never writes. Idle no-ops come from a writer thread of their own (`noops`), as a
+   primary's do; a stream never appends one and then reads where it landed.
+4. The catalog a write uses is the one its own transaction read (`catalog`), so no write
+   can miss an index another thread created, whatever older snapshot that thread holds.
+
+The same claims are tested by forcing the interleavings that once broke them
+(`tests/embedded/test_interleavings.py`) and by a model of the stream
+(`tests/embedded/test_stream_model.py`).
 
 What it does not do raises an error naming it (sessions, multikey and text indexes,
 `$out`, `bulk_write`...), rather than returning a silently wrong answer.

@@ -2,8 +2,9 @@
 
 Each collection is a table `c<id>` (rowid = record id, `id` = the `_id` key, `doc` = BSON); each
 secondary index a table `i<id>` of (key, record id). Table names come from integers, never
-from user input. Every process caches the catalog and reloads it when the `catalog` stamp in
-`meta` changes, which every DDL statement does in the same transaction.
+from user input. Every DDL statement writes a new random `catalog` stamp in `meta` in its own
+transaction; a process keeps the catalogs of the stamps its transactions read, and each lookup
+answers from the stamp of the caller's own transaction.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class MultikeyIndexUnsupported(keys.UnindexableValue):
 
 
 _MISSING = object()
+# Catalogs kept, newest last: one per stamp that a transaction still open may hold.
+_STAMPS_KEPT = 8
 
 
 @dataclass(frozen=True)
@@ -99,18 +102,26 @@ class Collection:
 
 
 class Catalog:
-    """This process's view of the collections and indexes in the store."""
+    """This process's view of the collections and indexes in the store, by catalog stamp.
+
+    Every lookup answers from the catalog of the caller's own transaction: the stamp is read
+    on the caller's connection and the catalog kept for that stamp is used. Threads hold
+    snapshots of different ages, so one shared "current" catalog could hand a writer the
+    catalog an older reader just loaded, and the write would miss an index created since.
+    """
 
     def __init__(self) -> None:
-        self._stamp: int | None = None
-        self._collections: dict[tuple[str, str], Collection] = {}
+        self._by_stamp: dict[int, dict[tuple[str, str], Collection]] = {}
         self._lock = threading.Lock()
 
-    def refresh(self, connection: sqlite3.Connection) -> None:
-        """Reload the catalog if another process (or a rolled-back write) changed it."""
+    def refresh(self, connection: sqlite3.Connection) -> dict[tuple[str, str], Collection]:
+        """Return the collections as the transaction on `connection` sees them (loaded once
+        per stamp)."""
         stamp = connection.execute("SELECT value FROM meta WHERE key = 'catalog'").fetchone()[0]
-        if stamp == self._stamp:
-            return
+        with self._lock:
+            known = self._by_stamp.get(stamp)
+        if known is not None:
+            return known
         indexes: dict[int, list[Index]] = {}
         for index_id, collection_id, name, spec in connection.execute(
             "SELECT id, collection, name, spec FROM indexes ORDER BY id"
@@ -119,29 +130,30 @@ class Catalog:
             fields = tuple((str(path), int(direction)) for path, direction in decoded["key"])
             index = Index(index_id, name, fields, decoded["unique"], decoded["sparse"])
             indexes.setdefault(collection_id, []).append(index)
-        collections = {
+        loaded = {
             (db, name): Collection(cid, db, name, bool(images), tuple(indexes.get(cid, ())))
             for cid, db, name, images in connection.execute(
                 "SELECT id, db, name, images FROM collections"
             )
         }
         with self._lock:
-            self._collections, self._stamp = collections, stamp
+            # A few stamps at once: snapshots of different ages are open in different threads.
+            while len(self._by_stamp) >= _STAMPS_KEPT:
+                del self._by_stamp[next(iter(self._by_stamp))]
+            self._by_stamp[stamp] = loaded
+        return loaded
 
     def get(self, connection: sqlite3.Connection, db: str, name: str) -> Collection | None:
-        """Return the collection db.name, or None if it does not exist."""
-        self.refresh(connection)
-        return self._collections.get((db, name))
+        """Return the collection db.name as the transaction on `connection` sees it, or None."""
+        return self.refresh(connection).get((db, name))
 
     def names(self, connection: sqlite3.Connection, db: str) -> list[str]:
         """List the collections of database `db`."""
-        self.refresh(connection)
-        return sorted(name for (in_db, name) in self._collections if in_db == db)
+        return sorted(name for (in_db, name) in self.refresh(connection) if in_db == db)
 
     def databases(self, connection: sqlite3.Connection) -> list[str]:
         """List the databases holding at least one collection."""
-        self.refresh(connection)
-        return sorted({db for db, _ in self._collections})
+        return sorted({db for db, _ in self.refresh(connection)})
 
     # -- DDL (inside a write transaction) -------------------------------------------------
 
@@ -235,8 +247,7 @@ class Catalog:
         connection.execute(
             "UPDATE meta SET value = ? WHERE key = 'catalog'", (secrets.randbits(62),)
         )
-        self.refresh(connection)
-        return self._collections.get((db, name))  # type: ignore[return-value]
+        return self.get(connection, db, name)  # type: ignore[return-value]
 
 
 def _resolve(document: Mapping[str, Any], path: str, index_name: str) -> Any:

@@ -117,6 +117,7 @@ class EmbeddedChangeStream:
                         self._invalidated_at = self._position
         self._scanned_to = self._position
         self._resume_token = self._oplog.token(self._position)
+        self._oplog.noops.watched(self)
 
     def _start_position(
         self,
@@ -158,6 +159,7 @@ class EmbeddedChangeStream:
     def close(self) -> None:
         """Close the stream, waking a reader blocked in another thread."""
         self._closed = True
+        self._oplog.noops.unwatched(self)
         self._engine.wake_all()
 
     def __iter__(self) -> EmbeddedChangeStream:
@@ -232,10 +234,8 @@ class EmbeddedChangeStream:
                 break
             self._engine.wait_for_commit(seen, remaining)
         if not self._closed:
-            self._oplog.append_noop_if_idle()
-            with self._engine.read() as connection:
-                self._scanned_to = max(self._scanned_to, self._oplog.head(connection))
-            # Like postBatchResumeToken: an empty poll moves the token to where it looked.
+            # Like postBatchResumeToken: an empty poll moves the token to where its last read
+            # proved there is nothing in scope, and not one position further.
             self._position = self._scanned_to
             self._resume_token = self._oplog.token(self._position)
         return None
@@ -302,6 +302,7 @@ class EmbeddedChangeStream:
         if entry is not None:
             change.update(clusterTime=entry.cluster_time, wallTime=entry.wall_time)
         self._closed = True
+        self._oplog.noops.unwatched(self)
         self._resume_token = token
         return self._through_pipeline(change)
 

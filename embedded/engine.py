@@ -226,6 +226,11 @@ class Engine:
                 return
         connection.close()
 
+    @property
+    def closed(self) -> bool:
+        """Tell whether close() was called."""
+        return self._closed
+
     def _check_open(self) -> None:
         if self._closed:
             raise AutoReconnect("the embedded store is closed")

@@ -22,6 +22,7 @@ from bson import Timestamp
 from pymongo.errors import OperationFailure, PyMongoError
 
 from embedded.engine import Engine
+from embedded.noops import NoopWriter
 
 Document = dict[str, Any]
 
@@ -86,7 +87,7 @@ class Oplog:
             raise ValueError("history_size must be at least 1")
         self.engine = engine
         self.history_size = history_size
-        self.noop_interval = noop_interval
+        self.noops = NoopWriter(self, noop_interval)
         self.epoch = engine.epoch
         self._faults: deque[PyMongoError] = deque()
         self._faults_lock = threading.Lock()
@@ -117,14 +118,10 @@ class Oplog:
             connection.execute("DELETE FROM oplog WHERE pos <= ?", (position - self.history_size,))
         return position
 
-    def append_noop_if_idle(self) -> None:
-        """Write a no-op when idle, as a replica set's primary does, so positions move on."""
-        with self.engine.read() as connection:
-            last = connection.execute("SELECT wall FROM oplog ORDER BY pos DESC LIMIT 1").fetchone()
-        if last is not None and time.time() - last[0] / 1000 < self.noop_interval:
-            return
-        with self.engine.write() as connection:
-            self.append(connection, "noop", "admin", None)
+    def idle_for(self, connection: sqlite3.Connection) -> float | None:
+        """Return the seconds since the newest entry was written (None for an empty oplog)."""
+        last = connection.execute("SELECT wall FROM oplog ORDER BY pos DESC LIMIT 1").fetchone()
+        return None if last is None else max(0.0, time.time() - last[0] / 1000)
 
     # -- reading -------------------------------------------------------------------------
 

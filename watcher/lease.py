@@ -12,6 +12,7 @@ from pymongo.errors import DuplicateKeyError
 
 from desks.desk import utc_now
 from desks.store import majority
+from watcher.liveness import provably_gone, this_process
 
 log = logging.getLogger("desks.watcher")
 
@@ -42,9 +43,14 @@ class Lease:
         self.ttl = ttl
         self._name = name
         self.term = 0  # the term this owner last held; 0 before it ever held the lease
+        self._process = this_process()  # lets a successor on this machine see we have exited
 
     def acquire(self) -> bool:
-        """Take or renew the lease; return whether this owner holds it now."""
+        """Take or renew the lease; return whether this owner holds it now.
+
+        A lease held by a process of this machine that has provably exited (see
+        `watcher.liveness`) is taken over at once rather than when its TTL runs out.
+        """
         now = utc_now()
         expires = now + timedelta(seconds=self.ttl)
         held = self._leases.find_one_and_update(
@@ -53,19 +59,43 @@ class Lease:
             return_document=ReturnDocument.AFTER,
         )
         if held is None:
-            try:
-                held = self._leases.find_one_and_update(
-                    {"_id": self._name, "expires_at": {"$lt": now}},
-                    {"$set": {"owner": self.owner, "expires_at": expires}, "$inc": {"term": 1}},
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-            except DuplicateKeyError:
-                return False  # the upsert collided with a live lease held by someone else
+            held = self._take_over({"_id": self._name, "expires_at": {"$lt": now}}, expires)
+        if held is None:
+            held = self._take_from_the_dead(expires)
         if held is None or held.get("owner") != self.owner:
             return False
         self.term = int(held.get("term", 0))
         return True
+
+    def _take_over(self, query: Document, expires: datetime) -> Document | None:
+        """Become the holder, in a new term, if `query` still matches the lease."""
+        try:
+            return self._leases.find_one_and_update(
+                query,
+                {
+                    "$set": {"owner": self.owner, "expires_at": expires, "holder": self._process},
+                    "$inc": {"term": 1},
+                },
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            return None  # the upsert collided with a live lease held by someone else
+
+    def _take_from_the_dead(self, expires: datetime) -> Document | None:
+        """Take over a live lease whose holder has provably exited (killed, crashed)."""
+        current = self._leases.find_one({"_id": self._name})
+        if current is None or not provably_gone(current.get("holder")):
+            return None
+        taken = self._take_over(
+            {"_id": self._name, "owner": current["owner"], "term": current.get("term")}, expires
+        )
+        if taken is not None and taken.get("owner") == self.owner:
+            log.warning(
+                "lease holder has exited; taken over without waiting for its expiry",
+                extra={"previous_owner": current["owner"], "pid": current["holder"].get("pid")},
+            )
+        return taken
 
     def release(self) -> None:
         """Give the lease up at once, so a standby need not wait for it to expire."""

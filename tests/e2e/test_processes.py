@@ -62,8 +62,8 @@ def test_api_workers_watcher_and_broadcaster_as_processes_share_one_store_file(t
 def test_up_killed_mid_burst_restarts_with_every_acknowledged_write_logged_once(tmp_path):
     store = tmp_path / "store.sqlite3"
     port = free_port()
-    # A killed process's lease blocks the next watcher until it expires: keep that short.
-    first = Running(port, tmp_path / "first.log", store, DESKS_LEASE_TTL_SECONDS="1")
+    # An hour-long lease: the next watcher must see that its killed holder is gone, not wait.
+    first = Running(port, tmp_path / "first.log", store, DESKS_LEASE_TTL_SECONDS="3600")
     acknowledged: list[str] = []
     stop = threading.Event()
 
@@ -98,7 +98,7 @@ def test_up_killed_mid_burst_restarts_with_every_acknowledged_write_logged_once(
         first.close()
 
     after = seen[-1]["seq"] if seen else 0
-    second = Running(port, tmp_path / "second.log", store, DESKS_LEASE_TTL_SECONDS="1")
+    second = Running(port, tmp_path / "second.log", store, DESKS_LEASE_TTL_SECONDS="3600")
     try:
         second.wait_ready()
         desks = all_desks(second.api)
@@ -115,6 +115,13 @@ def test_up_killed_mid_burst_restarts_with_every_acknowledged_write_logged_once(
         assert resumed_hello["epoch"] == epoch
         assert [event["seq"] for event in missed] == list(range(after + 1, len(desks) + 1))
         assert all(event["type"] == "desk_created" for event in missed)
+
+        # Resumed where it stands, the client gets the next write: the watcher is active.
+        with connect(f"{second.ws}?after={len(desks)}&epoch={epoch}", open_timeout=10) as client:
+            assert json.loads(client.recv(timeout=10))["type"] == "hello"
+            new = post_desk(second.api, "after the restart")
+            event = json.loads(client.recv(timeout=10))
+        assert (event["seq"], event["desk_id"]) == (len(desks) + 1, new)
     finally:
         second.close()
 

@@ -86,11 +86,25 @@ def test_token_from_the_future_fails_late_with_280(embedded):
 
 
 def test_empty_polls_advance_the_token_on_a_quiet_collection():
-    embedded = EmbeddedClient(noop_interval=0)
+    embedded = EmbeddedClient(noop_interval=0.05)
     with embedded["db"].desks.watch(**FAST) as stream:
         first = stream.resume_token
-        assert stream.try_next() is None
-        assert stream.resume_token != first
+        wait_until(lambda: stream.try_next() is None and stream.resume_token != first)
+    embedded.close()
+
+
+def test_no_op_writes_stop_when_the_last_stream_closes():
+    embedded = EmbeddedClient(noop_interval=0)
+
+    def head() -> int:
+        with embedded.engine.read() as connection:
+            return embedded.oplog.head(connection)
+
+    stream = embedded["db"].desks.watch(**FAST)
+    wait_until(lambda: head() >= 3)  # idle: one no-op after another
+    stream.close()
+    wait_until(lambda: embedded.oplog.noops._thread is None)
+    embedded.close()
 
 
 def test_close_from_another_thread_wakes_a_blocked_reader(embedded):

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+
 from api.repository import DeskRepository
+from desks.desk import utc_now
 from desks.event_log import EventLog
 from desks.service import Service
 from desks.settings import Settings
 from desks.store import open_store
 from tests.conftest import wait_until
+from tests.processes import desks_env
+from watcher import liveness
 from watcher.checkpoint import Checkpoint
-from watcher.lease import Lease
+from watcher.lease import LEASES, Lease
 from watcher.stream import Watcher
 
 TTL = 0.6
@@ -61,3 +69,86 @@ def test_standby_takes_over_within_the_ttl_and_no_seq_is_reused_or_skipped():
     assert [e.seq for e in logged] == list(range(1, 21))
     assert [e.desk["name"] for e in logged][10:] == [f"during {n}" for n in range(10)]
     assert len({e.desk_id for e in logged}) == 20
+
+
+HOLD = """
+import sys, time
+from desks.settings import Settings
+from desks.store import open_store
+from watcher.lease import LEASES, Lease
+store = open_store(Settings(embedded_path=sys.argv[1]))
+assert Lease(store.database, "holder", 3600).acquire()
+print("held", flush=True)
+time.sleep(3600)
+"""
+
+
+def holding_process(path):
+    """Start a process that takes a one-hour lease on the store at `path`, and wait for it."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=desks_env(),
+    )
+    assert process.stdout.readline().strip() == "held"
+    return process
+
+
+def test_a_lease_whose_holder_was_killed_on_this_machine_is_taken_over_at_once(tmp_path):
+    path = tmp_path / "store.sqlite3"
+    holder = holding_process(path)
+    store = open_store(Settings(embedded_path=str(path)))
+    successor = Lease(store.database, "successor", 3600)
+    try:
+        assert not successor.acquire()  # alive: its lease stands
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        assert successor.acquire()  # gone: no hour-long wait
+        assert successor.term == 2
+        assert successor.holder() == "successor"
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+        store.close()
+
+
+def test_a_holder_elsewhere_or_alive_keeps_its_lease_until_it_expires(store):
+    here = liveness.this_process()
+    assert here is not None
+    leases = store.database[LEASES]
+    successor = Lease(store.database, "successor", 3600)
+    for holder in (
+        {**here, "host": "another-host"},  # nothing is provable about another machine
+        {**here, "boot": "another-boot"},  # nor about a PID from before a reboot
+        here,  # this very process: alive
+    ):
+        leases.replace_one(
+            {"_id": "desks"},
+            {
+                "owner": "x",
+                "term": 1,
+                "expires_at": utc_now() + timedelta(hours=1),
+                "holder": holder,
+            },
+            upsert=True,
+        )
+        assert not successor.acquire(), holder
+
+
+def test_a_holder_whose_pid_now_names_another_process_has_exited(store):
+    here = liveness.this_process()
+    assert here is not None
+    store.database[LEASES].insert_one(
+        {
+            "_id": "desks",
+            "owner": "x",
+            "term": 4,
+            "expires_at": utc_now() + timedelta(hours=1),
+            "holder": {**here, "started": here["started"] - 1},  # same pid, started earlier
+        }
+    )
+    successor = Lease(store.database, "successor", 3600)
+    assert successor.acquire()
+    assert successor.term == 5
