@@ -5,18 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from bson import ObjectId
-from flask import Response, current_app, request, url_for
+from flask import Response, current_app, g, request, url_for
 from flask.views import MethodView
 from flask_smorest import abort
 from flask_smorest.pagination import PaginationParameters
-from pymongo.errors import DuplicateKeyError
+from pymongo.client_session import ClientSession
 
 from api.blueprint import Blueprint
 from api.events import EventQueryArgsSchema, EventSchema, event_log
-from api.idempotency import IdempotencyKeys, KeyReused, Outcome, fingerprint, parse_key
-from api.repository import DeskNotFound, DeskRepository, VersionMismatch
+from api.idempotency import IdempotencyKeys, KeyLost, KeyReused, Outcome, fingerprint, parse_key
+from api.repository import (
+    DeskContended,
+    DeskNotFound,
+    DeskRepository,
+    VersionMismatch,
+    VersionNotANumber,
+)
 from api.schemas import DeskCreateSchema, DeskPatchSchema, DeskQueryArgsSchema, DeskSchema
 from desks.desk import desk_json, etag
+from desks.events import version_of
 
 blp = Blueprint("desks", __name__, url_prefix="/api/desks", description="Desks (sizes in cm).")
 
@@ -68,7 +75,12 @@ def expected_versions() -> list[int] | None:
 def _with_etag(
     document: dict[str, Any], status: int = 200
 ) -> tuple[dict[str, Any], int, dict[str, str]]:
-    return desk_json(document), status, {"ETag": etag(document["version"])}
+    return desk_json(document), status, _etag_header(version_of(document))
+
+
+def _etag_header(version: int) -> dict[str, str]:
+    # A desk written around the API without an integer version has no tag to match.
+    return {"ETag": etag(version)} if version > 0 else {}
 
 
 @blp.route("", strict_slashes=False)
@@ -95,6 +107,7 @@ class DeskCollection(MethodView):
 
     @blp.arguments(DeskCreateSchema)
     @blp.response(201, DeskSchema, headers=CREATED_HEADERS)
+    @blp.alt_response(409, description="The Idempotency-Key expired and was used again meanwhile")
     @blp.doc(parameters=[IDEMPOTENCY_KEY])
     def post(self, fields: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Create a desk; with an Idempotency-Key, at most once however often it is retried."""
@@ -120,14 +133,16 @@ class DeskItem(MethodView):
         """Read a desk."""
         document = _get_or_404(desk_id)
         # RFC 9110 13.1.2: If-None-Match compares weakly, so W/"1" matches version 1 too.
-        if request.if_none_match.contains_weak(etag(document["version"]).strip('"')):
-            return Response(status=304, headers={"ETag": etag(document["version"])})
+        version = version_of(document)
+        if version > 0 and request.if_none_match.contains_weak(str(version)):
+            return Response(status=304, headers=_etag_header(version))
         return _with_etag(document)
 
     @blp.arguments(DeskCreateSchema)
     @blp.response(200, DeskSchema)
     @blp.alt_response(404, description="No such desk")
     @blp.alt_response(412, description="If-Match names a version the desk no longer has")
+    @blp.alt_response(409, description="Other writes kept changing the desk: retry")
     @blp.doc(parameters=[IF_MATCH])
     def put(
         self, fields: dict[str, Any], desk_id: str
@@ -139,6 +154,7 @@ class DeskItem(MethodView):
     @blp.response(200, DeskSchema)
     @blp.alt_response(404, description="No such desk")
     @blp.alt_response(412, description="If-Match names a version the desk no longer has")
+    @blp.alt_response(409, description="Other writes kept changing the desk: retry")
     @blp.doc(parameters=[IF_MATCH])
     def patch(
         self, fields: dict[str, Any], desk_id: str
@@ -197,7 +213,7 @@ def _as_of(
 def _created(document: dict[str, Any], replayed: bool) -> Outcome:
     body = desk_json(document)
     location = url_for("desks.DeskItem", desk_id=body["id"])
-    return Outcome(201, body, {"Location": location, "ETag": etag(document["version"])}, replayed)
+    return Outcome(201, body, {"Location": location, **_etag_header(document["version"])}, replayed)
 
 
 def _create_once(raw_key: str, fields: dict[str, Any]) -> Outcome:
@@ -209,22 +225,31 @@ def _create_once(raw_key: str, fields: dict[str, Any]) -> Outcome:
         )
     keys: IdempotencyKeys = current_app.extensions["desks.idempotency"]
 
-    def create(desk_id: ObjectId) -> Outcome:
-        try:
-            return _created(repository().create(fields, desk_id), replayed=False)
-        except DuplicateKeyError:  # an earlier attempt with this key got that far: its desk
-            return _created(repository().get(str(desk_id)), replayed=True)
+    def create(desk_id: ObjectId, session: ClientSession) -> Outcome:
+        return _created(repository().create(fields, desk_id, session), replayed=False)
 
     try:
         # The validated fields, not the raw text: 180 and 180.0 ask for the same desk.
-        return keys.create_once(str(key), fingerprint(fields), create)
+        return keys.create_once(_subject(), str(key), fingerprint(fields), create)
     except KeyReused:
         abort(
             422,
             message="This Idempotency-Key was used with another request body.",
             errors={"headers": {"Idempotency-Key": ["Used before with another body."]}},
         )
-        raise
+    except KeyLost:
+        abort(
+            409,
+            message="This Idempotency-Key expired and was used again while this request ran: "
+            "nothing was created. Retry to get the answer stored for the key.",
+        )
+    raise AssertionError("unreachable: abort raises")
+
+
+def _subject() -> str:
+    """Return who the request's token names: keys of one caller are not another's."""
+    grant = g.get("grant")
+    return "" if grant is None or grant.subject is None else f"sub:{grant.subject}"
 
 
 def _get_or_404(desk_id: str) -> dict[str, Any]:
@@ -244,6 +269,16 @@ def _update(desk_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     except VersionMismatch as mismatch:
         _precondition_failed(mismatch)
         raise
+    except DeskContended:
+        abort(409, message="The desk kept changing while this write was judged; retry it.")
+        raise
+    except VersionNotANumber:
+        abort(
+            409,
+            message="This desk's version is not a number (it was written around the API): "
+            "it cannot be changed through the API.",
+        )
+        raise
 
 
 def _not_found(desk_id: str) -> None:
@@ -257,5 +292,5 @@ def _precondition_failed(mismatch: VersionMismatch) -> None:
     abort(
         412,
         message=f"The desk is at version {mismatch.current}, not a version If-Match names.",
-        headers={"ETag": etag(mismatch.current)},
+        headers=_etag_header(mismatch.current),
     )

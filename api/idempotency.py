@@ -1,10 +1,14 @@
 """Retries that never duplicate: POST with an `Idempotency-Key` creates at most one desk.
 
-The key is recorded before the desk is written, with the id the desk will have; the desk is
-then inserted under that id, and the response stored with the key. A repeat finds the key:
-same body, the stored response again (`Idempotent-Replayed: true`); another body, 422. A
-repeat that finds the key without a response (the first attempt crashed, or is still
-running) inserts under the same id, and the store's unique `_id` lets only one of them win.
+A key belongs to the caller that sent it (the token's subject; anonymous callers share one
+scope). The first request reserves it, with the id its desk will have; the desk is then
+inserted and the answer stored with the reservation in one transaction, so a crash leaves
+both or neither. A repeat finds the key: same body, the stored answer again
+(`Idempotent-Replayed: true`); another body, 422. A repeat that finds no answer yet (the first
+attempt crashed, or still runs) tries the same transaction: one of them commits, the other
+finds the desk's id taken and answers what the first stored. An answer is only ever stored
+with the reservation that made it, so a request whose key expired and was reserved anew while
+it ran can neither store its answer nor create its desk (409).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import ASCENDING
+from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -35,6 +40,10 @@ PURGE_INTERVAL_S = 60.0
 
 class KeyReused(Exception):
     """The key was used before with another request body."""
+
+
+class KeyLost(Exception):
+    """The key's reservation expired and was replaced while this request ran: nothing done."""
 
 
 @dataclass(frozen=True)
@@ -72,41 +81,74 @@ class IdempotencyKeys:
 
     def __init__(self, database: Database[Document], ttl: float) -> None:
         self._keys: Collection[Document] = majority(database[KEYS])
+        self._client = database.client
         self._ttl = timedelta(seconds=ttl)
         self._purged_at = float("-inf")
         self._indexed = False
 
-    def create_once(self, key: str, digest: str, create: Callable[[ObjectId], Outcome]) -> Outcome:
-        """Run `create` with the key's desk id unless `key` has an answer already.
+    def create_once(
+        self,
+        subject: str,
+        key: str,
+        digest: str,
+        create: Callable[[ObjectId, ClientSession], Outcome],
+    ) -> Outcome:
+        """Run `create` with the key's desk id, in a transaction, unless `key` has an answer.
 
-        Raises KeyReused when the key came with another body. `create` must cope with a desk
-        that exists under that id already (an earlier attempt that did not finish).
+        `create` writes with the session it is given: its desk and the answer commit together.
+        Raises KeyReused when the key came with another body, KeyLost when its reservation
+        was replaced while this request ran.
         """
         self._maintain()
-        record = self._reserve(key, digest)
+        record_id = json.dumps([subject, key])
+        record = self._reserve(record_id, digest)
         if record.get("fingerprint") != digest:
             raise KeyReused(key)
         if "response" in record:
             return _outcome(record["response"], replayed=True)
-        outcome = create(record["desk_id"])
-        self._keys.update_one({"_id": key}, {"$set": {"response": _stored(outcome)}})
-        return outcome
+        reservation = record["desk_id"]
 
-    def _reserve(self, key: str, digest: str) -> Document:
+        def answer(session: ClientSession) -> Outcome:
+            outcome = create(reservation, session)
+            stored = self._keys.update_one(
+                {"_id": record_id, "desk_id": reservation, "response": {"$exists": False}},
+                {"$set": {"response": _stored(outcome)}},
+                session=session,
+            )
+            if stored.matched_count == 0:
+                raise _Answered  # another attempt answered first, or the key was reserved anew
+            return outcome
+
+        try:
+            with self._client.start_session() as session:
+                return session.with_transaction(answer)
+        except (DuplicateKeyError, _Answered):
+            pass  # the desk or the answer is another attempt's: that attempt committed both
+        found = self._keys.find_one({"_id": record_id})
+        if found is None or found.get("desk_id") != reservation or "response" not in found:
+            raise KeyLost(key)
+        return _outcome(found["response"], replayed=True)
+
+    def _reserve(self, record_id: str, digest: str) -> Document:
         """Return the key's record, making it (with the desk id to use) if it is new."""
         now = utc_now()
         for _ in range(3):  # an expired record is removed, then the key is new again
-            record = {"_id": key, "fingerprint": digest, "desk_id": ObjectId(), "created_at": now}
+            record = {
+                "_id": record_id,
+                "fingerprint": digest,
+                "desk_id": ObjectId(),
+                "created_at": now,
+            }
             try:
                 self._keys.insert_one(record)
                 return record
             except DuplicateKeyError:
-                found = self._keys.find_one({"_id": key})
+                found = self._keys.find_one({"_id": record_id})
             if found is not None and found["created_at"] >= now - self._ttl:
                 return found
-            if found is not None:
-                self._keys.delete_one({"_id": key, "created_at": found["created_at"]})
-        raise RuntimeError(f"idempotency key {key!r} kept changing under us")
+            if found is not None:  # expired: remove that reservation, and only that one
+                self._keys.delete_one({"_id": record_id, "desk_id": found["desk_id"]})
+        raise KeyLost(record_id)
 
     def _maintain(self) -> None:
         # Expiry is checked on every read; removing what expired can wait a minute.
@@ -116,6 +158,10 @@ class IdempotencyKeys:
         if time.monotonic() - self._purged_at >= PURGE_INTERVAL_S:
             self._purged_at = time.monotonic()
             self._keys.delete_many({"created_at": {"$lt": utc_now() - self._ttl}})
+
+
+class _Answered(Exception):
+    """The key has an answer already, or another reservation: abort this transaction."""
 
 
 def _stored(outcome: Outcome) -> Document:

@@ -129,15 +129,23 @@ class DeskName(fields.String):
 
 
 class DeskSchema(Schema):
-    """A desk as the API returns it."""
+    """A desk as the API returns it.
 
-    id = fields.String(required=True, metadata={"pattern": "^[0-9a-f]{24}$"})
-    name = fields.String(required=True)
-    width = fields.Raw(required=True, metadata={"type": "number"})
-    height = fields.Raw(required=True, metadata={"type": "number"})
-    version = fields.Integer(required=True, metadata={"minimum": 1})
-    created_at = fields.String(required=True, metadata={"format": "date-time"})
-    updated_at = fields.String(required=True, metadata={"format": "date-time"})
+    A desk written straight into the store, around the API, is shown with the fields it has,
+    each value mapped to JSON as in events (docs/events.md): any field but `id` may be missing
+    or of another type. Values are dumped as they are, never coerced.
+    """
+
+    id = fields.String(
+        required=True,
+        metadata={"description": "24 hex digits (an ObjectId) for every desk the API created"},
+    )
+    name = fields.Raw(metadata={"type": "string"})
+    width = fields.Raw(metadata={"type": "number"})
+    height = fields.Raw(metadata={"type": "number"})
+    version = fields.Raw(metadata={"type": "integer", "minimum": 1})
+    created_at = fields.Raw(metadata={"type": "string", "format": "date-time"})
+    updated_at = fields.Raw(metadata={"type": "string", "format": "date-time"})
 
 
 class DeskCreateSchema(Schema):

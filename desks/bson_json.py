@@ -18,9 +18,14 @@ from typing import Any
 from bson import Decimal128, ObjectId, json_util
 from bson.datetime_ms import DatetimeMS
 
-from desks.desk import iso_utc
-
 _RELAXED = json_util.RELAXED_JSON_OPTIONS
+
+
+def iso_utc(moment: datetime.datetime) -> str:
+    """Format a stored time as ISO 8601 UTC with milliseconds, e.g. 2026-11-28T14:30:45.123Z."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(datetime.UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="milliseconds") + "Z"
 
 
 def to_json(value: Any) -> Any:

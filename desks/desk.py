@@ -6,7 +6,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from desks.bson_json import iso_utc, key_text, to_json
+
+__all__ = ["FIELDS", "SHOWN", "desk_json", "etag", "iso_utc", "utc_now"]
+
 FIELDS = ("name", "width", "height")
+# What a desk shows besides its id, in this order.
+SHOWN = (*FIELDS, "version", "created_at", "updated_at")
 
 
 def utc_now() -> datetime:
@@ -15,24 +21,17 @@ def utc_now() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-def iso_utc(moment: datetime) -> str:
-    """Format a stored time as ISO 8601 UTC with milliseconds, e.g. 2026-11-28T14:30:45.123Z."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.isoformat(timespec="milliseconds") + "Z"
-
-
 def desk_json(document: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the public JSON shape of a stored desk document."""
-    return {
-        "id": str(document["_id"]),
-        "name": document["name"],
-        "width": document["width"],
-        "height": document["height"],
-        "version": document["version"],
-        "created_at": iso_utc(document["created_at"]),
-        "updated_at": iso_utc(document["updated_at"]),
-    }
+    """Return a stored desk as clients see it (REST and events alike): the fields it has.
+
+    A document written around the API may lack fields or hold any BSON type: the fields it
+    has are shown, each value mapped to JSON (docs/events.md says how), never a reason to fail.
+    """
+    desk: dict[str, Any] = {"id": key_text(document.get("_id"))}
+    for name in SHOWN:
+        if name in document:
+            desk[name] = to_json(document[name])
+    return desk
 
 
 def etag(version: int) -> str:

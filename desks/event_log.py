@@ -211,6 +211,16 @@ class EventLog:
             )
         return None
 
+    def shows(self, desk_id: str, after: int) -> bool:
+        """Tell whether the registry the log describes holds the desk, folding from `after`
+        (a snapshot marker's seq): its newest event since then is not a deletion."""
+        newest = self._events.find_one(
+            {"desk_id": desk_id, "_id": {"$gt": after}},
+            sort=[("_id", DESCENDING)],
+            projection={"type": 1},
+        )
+        return newest is not None and newest["type"] != DELETED
+
     def last_state(self, desk_id: str) -> Document | None:
         """Return the desk as its newest logged event shows it, or None if never logged."""
         document = self._events.find_one({"desk_id": desk_id}, sort=[("_id", DESCENDING)])

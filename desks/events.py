@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from desks.bson_json import key_text, to_json
-from desks.desk import iso_utc
+from desks.desk import desk_json, iso_utc
 
 Json = dict[str, Any]
 
@@ -160,19 +160,6 @@ def decode(message: str | bytes | Mapping[str, Any]) -> Event:
     return event
 
 
-def event_desk(document: Mapping[str, Any]) -> Json:
-    """Return a stored desk as events show it: the REST shape, each value mapped to JSON.
-
-    A document written around the API may lack fields or hold any BSON type: the fields it
-    has are carried (docs/events.md says how each type maps), never a reason to fail.
-    """
-    desk: Json = {"id": key_text(document.get("_id"))}
-    for name in ("name", "width", "height", "version", "created_at", "updated_at"):
-        if name in document:
-            desk[name] = to_json(document[name])
-    return desk
-
-
 def version_of(desk: Mapping[str, Any]) -> int:
     """Return a desk's integer version, 0 when it has none (written around the API)."""
     version = desk.get("version")
@@ -211,17 +198,17 @@ def from_change(
     at = iso_utc(wall)
     before = change.get("fullDocumentBeforeChange")
     if operation == "delete":
-        desk = event_desk(before) if before is not None else dict(previous or {"id": desk_id})
+        desk = desk_json(before) if before is not None else dict(previous or {"id": desk_id})
         return DeskDeleted(seq, at, desk_id, version_of(desk), desk)
     after = change.get("fullDocument")
     if operation == "insert":
         if after is None:
             raise EventFormatError(f"insert of {desk_id} has no document")
-        desk = event_desk(after)
+        desk = desk_json(after)
         return DeskCreated(seq, at, desk_id, version_of(desk), desk)
     changes = _changes(change.get("updateDescription"), before, after)
     if after is not None:
-        desk = event_desk(after)
+        desk = desk_json(after)
     else:
         desk = {"id": desk_id, **(previous or {}), **changes["set"]}
         for name in changes["removed"]:

@@ -17,6 +17,8 @@ How it is built, one module per idea:
 - `oplog` and `changestream`: every write appends an oplog entry in its own transaction;
   change streams read it with MongoDB's event shapes, resume tokens and errors; `noops`
   writes the idle no-ops that keep an empty poll's token moving.
+- `session`: multi-document transactions (`with_transaction`), each one SQLite write
+  transaction, aborted as a whole by a failed write as on MongoDB.
 - `collection`, `database`, `client`: the pymongo-shaped surface.
 
 Why a change stream cannot skip a commit:
@@ -38,7 +40,7 @@ The same claims are tested by forcing the interleavings that once broke them
 (`tests/embedded/test_interleavings.py`) and by a model of the stream
 (`tests/embedded/test_stream_model.py`).
 
-What it does not do raises an error naming it (sessions, multikey and text indexes,
+What it does not do raises an error naming it (multikey and text indexes,
 `$out`, `bulk_write`...), rather than returning a silently wrong answer.
 """
 

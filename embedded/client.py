@@ -12,6 +12,7 @@ from embedded.database import EmbeddedDatabase
 from embedded.engine import MEMORY, Engine
 from embedded.oplog import Oplog
 from embedded.options import refuse_unsupported
+from embedded.session import EmbeddedSession
 
 Document = dict[str, Any]
 
@@ -71,11 +72,9 @@ class EmbeddedClient:
                 self.oplog.append(connection, "drop", name, coll)
             self.oplog.append(connection, "dropDatabase", name, None)
 
-    def start_session(self, **_options: Any) -> Any:
-        """Refuse: sessions and multi-document transactions are not emulated."""
-        raise NotImplementedError(
-            "sessions and transactions are not supported by the embedded store"
-        )
+    def start_session(self, **_options: Any) -> EmbeddedSession:
+        """Start a session, for multi-document transactions (see `embedded.session`)."""
+        return EmbeddedSession(self.engine)
 
     def watch(
         self, pipeline: Sequence[Mapping[str, Any]] | None = None, **options: Any

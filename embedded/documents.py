@@ -13,7 +13,7 @@ from functools import cmp_to_key
 from typing import Any
 
 import mongomock
-from bson import ObjectId
+from bson import Decimal128, ObjectId
 from mongomock import filtering, helpers
 from pymongo.errors import OperationFailure, WriteError
 
@@ -43,10 +43,33 @@ def prepare_filter(filter: Mapping[str, Any] | None) -> Document:
     return prepared
 
 
+_ABSENT = object()
+
+
+def _check_arithmetic(document: Document, update: Mapping[str, Any]) -> None:
+    """Refuse $inc and $mul on a field that holds no number, with MongoDB's TypeMismatch."""
+    for operator in ("$inc", "$mul"):
+        for path in update.get(operator) or {}:
+            value: Any = document
+            for part in str(path).split("."):
+                value = value.get(part, _ABSENT) if isinstance(value, Mapping) else _ABSENT
+            if value is _ABSENT:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float | Decimal128):
+                raise WriteError(
+                    f"Cannot apply {operator} to a value of non-numeric type. {{_id: "
+                    f"{document.get('_id')!r}}} has the field '{path}' of non-numeric type "
+                    f"{type(value).__name__}",
+                    14,
+                )
+
+
 def apply_update(
     document: Document, filter: Mapping[str, Any], update: Any, inserting: bool
 ) -> Document:
     """Return `document` with an update (operators or pipeline) applied; it stays unchanged."""
+    if isinstance(update, Mapping):
+        _check_arithmetic(document, update)
     updated = copy.deepcopy(document)
     update = helpers.patch_datetime_awareness_in_document(update)
     try:

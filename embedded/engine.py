@@ -123,6 +123,8 @@ class Engine:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._write_lock = FairLock()
         self._writer_thread: int | None = None
+        self._transaction = False  # the open write is a session's transaction
+        self._aborted: OperationFailure | None = None  # why that transaction must not commit
         self._writer = self._connect()
         self._idle: list[sqlite3.Connection] = []
         self._pool_lock = threading.Lock()
@@ -168,20 +170,30 @@ class Engine:
         return int(values["epoch"])
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """Run the block as one write transaction: all of it commits, or none of it."""
+    def write(self, transaction: bool = False) -> Iterator[sqlite3.Connection]:
+        """Run the block as one write transaction: all of it commits, or none of it.
+
+        Inside another write of the same thread the block is a savepoint of it, all or nothing
+        on its own too. A `transaction` (a session's) is aborted as a whole by any failure of
+        a write inside it, as MongoDB aborts one: later writes and the commit raise 251.
+        """
         with self._write_lock:
             connection = self._writer
             if self._writer_thread == threading.get_ident():
-                yield connection  # nested: part of the enclosing transaction
+                with self._savepoint(connection):
+                    yield connection
                 return
             self._check_open()
             with _translated():
                 connection.execute("BEGIN IMMEDIATE")
             self._writer_thread = threading.get_ident()
+            self._aborted = None
+            self._transaction = transaction
             try:
                 with _translated():
                     yield connection
+                    if self._aborted is not None:
+                        raise self._aborted
                     connection.execute("COMMIT")
             except BaseException:
                 if connection.in_transaction:
@@ -189,7 +201,23 @@ class Engine:
                 raise
             finally:
                 self._writer_thread = None
+                self._transaction = False
         self._notify()
+
+    @contextmanager
+    def _savepoint(self, connection: sqlite3.Connection) -> Iterator[None]:
+        if self._aborted is not None:
+            raise self._aborted
+        connection.execute("SAVEPOINT nested")
+        try:
+            yield
+        except BaseException as error:
+            connection.execute("ROLLBACK TO nested")
+            connection.execute("RELEASE nested")
+            if self._transaction and self._aborted is None:
+                self._aborted = no_such_transaction(error)
+            raise
+        connection.execute("RELEASE nested")
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -312,6 +340,14 @@ class Engine:
                 idle, self._idle = self._idle, []
             for connection in [*idle, self._writer]:
                 connection.close()
+
+
+def no_such_transaction(cause: BaseException) -> OperationFailure:
+    """Build the error MongoDB gives for a transaction an earlier failure aborted."""
+    message = f"Transaction has been aborted: an operation in it failed ({cause})"
+    return OperationFailure(
+        message, 251, {"ok": 0, "code": 251, "codeName": "NoSuchTransaction", "errmsg": message}
+    )
 
 
 @contextmanager

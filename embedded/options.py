@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pymongo.errors import InvalidOperation
+
+from embedded.session import EmbeddedSession
+
 # Options that change nothing here (durability and time limits are the store's own).
 HARMLESS = {
     "comment",
@@ -26,7 +30,8 @@ def refuse_unsupported(options: Mapping[str, Any]) -> None:
         if name in HARMLESS or value is None or value is False:
             continue
         if name == "session":
-            raise NotImplementedError(
-                "sessions and transactions are not supported by the embedded store"
-            )
+            if not isinstance(value, EmbeddedSession):
+                raise InvalidOperation("the session belongs to another client")
+            value.check_usable()
+            continue
         raise NotImplementedError(f"the option {name}= is not supported by the embedded store")

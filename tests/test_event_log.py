@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,15 +25,17 @@ from desks.store import open_store
 AT = "2026-11-30T12:00:00.000Z"
 NAMES = ["Mesa", "mesa grande", "Otra", "Banco"]
 
+writes = st.one_of(
+    st.tuples(st.just("create"), st.sampled_from(NAMES)),
+    st.tuples(st.just("update"), st.integers(0, 20), st.sampled_from(NAMES)),
+    st.tuples(st.just("delete"), st.integers(0, 20)),
+)
 # One step of a desk registry's life: create, rename, delete (by index among the live desks),
-# or lose history (a resync, then a snapshot of the live desks).
+# or lose history: a resync, then a snapshot of the live desks, with writes made between the
+# new stream opening and the snapshot reading them (the snapshot shows them, and the stream
+# brings them after it).
 steps = st.lists(
-    st.one_of(
-        st.tuples(st.just("create"), st.sampled_from(NAMES)),
-        st.tuples(st.just("update"), st.integers(0, 20), st.sampled_from(NAMES)),
-        st.tuples(st.just("delete"), st.integers(0, 20)),
-        st.tuples(st.just("resync")),
-    ),
+    st.one_of(writes, st.tuples(st.just("resync"), st.lists(writes, max_size=6))),
     max_size=40,
 )
 
@@ -44,28 +48,49 @@ def history(plan: list[tuple]) -> list[Event]:
     """Return the events of `plan`, as the watcher would log them."""
     live: dict[str, dict] = {}
     events: list[Event] = []
+    shown: set[str] = set()  # the desks the log holds: what the watcher's check consults
+    numbers = iter(range(1, 10_000))
 
     def seq() -> int:
         return len(events) + 1
 
-    for step in plan:
+    def write(step: tuple) -> Event | None:
+        """Apply one write to the store; return the change event it makes, if any."""
         if step[0] == "create":
-            new = desk(seq(), step[1], 1)
+            new = desk(next(numbers), step[1], 1)
             live[new["id"]] = new
-            events.append(DeskCreated(seq(), AT, new["id"], 1, new))
-        elif step[0] == "update" and live:
+            return DeskCreated(0, AT, new["id"], 1, new)
+        if step[0] == "update" and live:
             old = list(live.values())[step[1] % len(live)]
             new = {**old, "name": step[2], "version": old["version"] + 1}
             live[new["id"]] = new
-            events.append(DeskUpdated(seq(), AT, new["id"], new["version"], new))
-        elif step[0] == "delete" and live:
+            return DeskUpdated(0, AT, new["id"], new["version"], new)
+        if step[0] == "delete" and live:
             old = live.pop(list(live)[step[1] % len(live)])
-            events.append(DeskDeleted(seq(), AT, old["id"], old["version"], old))
-        elif step[0] == "resync":
-            events.append(Resync(seq(), AT))
-            events.append(Snapshot(seq(), AT))
-            for kept in live.values():
-                events.append(DeskSnapshot(seq(), AT, kept["id"], kept["version"], kept))
+            return DeskDeleted(0, AT, old["id"], old["version"], old)
+        return None
+
+    def log(change: Event) -> None:
+        events.append(replace(change, seq=seq()))
+        if change.type == "desk_deleted":
+            shown.discard(change.desk_id)
+        else:
+            shown.add(change.desk_id)
+
+    for step in plan:
+        if step[0] != "resync":
+            if (change := write(step)) is not None:
+                log(change)
+            continue
+        events.append(Resync(seq(), AT))
+        during = [change for change in map(write, step[1]) if change is not None]
+        events.append(Snapshot(seq(), AT))
+        shown.clear()
+        for kept in live.values():
+            log(DeskSnapshot(0, AT, kept["id"], kept["version"], kept))
+        for change in during:  # skipped when they contradict the log: the snapshot has them
+            if (change.type == "desk_created") != (change.desk_id in shown):
+                log(change)
     return events
 
 

@@ -50,6 +50,9 @@ class Checkpoint:
         self._pending: Mapping[str, Any] | None = None
         self._saved_at = float("-inf")
         self.resync_reason: str | None = None
+        # The seq of a snapshot marker while changes it may already show can still arrive;
+        # saved with the token, so a restart keeps checking them (see Watcher._contradicts).
+        self.settling_after: int | None = None
 
     def load(self) -> Mapping[str, Any] | None:
         """Return the saved resume token (None: start from now); note any resync owed."""
@@ -58,6 +61,7 @@ class Checkpoint:
         self._pending = None
         self._saved_at = self._clock()
         self.resync_reason = found.get("resync")
+        self.settling_after = found.get("settling_after")
         return self._saved
 
     def age(self) -> float:
@@ -72,7 +76,9 @@ class Checkpoint:
         if not force and self._clock() - self._saved_at < self._interval:
             self._pending = token
             return
-        self._write({"resume_token": dict(token)}, unset_resync=True)
+        self._write(
+            {"resume_token": dict(token), "settling_after": self.settling_after}, unset_resync=True
+        )
         self._saved, self._pending = token, None
         self.resync_reason = None
 

@@ -14,15 +14,15 @@ from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError
 
 from desks.backoff import Backoff
 from desks.bson_json import key_text
-from desks.desk import iso_utc, utc_now
+from desks.desk import desk_json, iso_utc, utc_now
 from desks.event_log import EventLog
 from desks.events import (
+    DeskDeleted,
     DeskEvent,
     DeskSnapshot,
     EventFormatError,
     Resync,
     Snapshot,
-    event_desk,
     fit,
     from_change,
     version_of,
@@ -200,7 +200,8 @@ class Watcher:
                 # crash before the checkpoint is saved logs both again: the newer snapshot
                 # supersedes a partial one.
                 self._log_resync(self._checkpoint.resync_reason)
-                self._log_snapshot(self._checkpoint.resync_reason)
+                marker = self._log_snapshot(self._checkpoint.resync_reason)
+                self._checkpoint.settling_after = marker
                 self._checkpoint.save(stream.resume_token, force=True)
             elif token is None:
                 # Started from "now": make that position durable at once, or the writes
@@ -221,6 +222,10 @@ class Watcher:
             changes = [item.change for item in items if item.change is not None]
             invalidated = any(c["operationType"] == "invalidate" for c in changes)
             self._log_batch([c for c in changes if c["operationType"] != "invalidate"])
+            if len(changes) < len(items):
+                # An empty poll, begun after the snapshot was read: every change the snapshot
+                # may already show has been read by now (saved with the next checkpoint).
+                self._checkpoint.settling_after = None
             if invalidated or feed.ended:
                 # A stream ends without an error only when invalidated (drop, rename), even
                 # when the pipeline filtered the invalidate event out, as MongoDB does.
@@ -250,12 +255,14 @@ class Watcher:
         self._seq = event.seq
         log.info("logged", extra={"seq": event.seq, "type": event.type, "reason": reason})
 
-    def _log_snapshot(self, reason: str) -> None:
+    def _log_snapshot(self, reason: str) -> int:
         """Log a `snapshot` marker and every desk as it stands, so the log alone rebuilds the
-        store: the changes since the last logged event were lost with the history.
+        store: the changes since the last logged event were lost with the history. Return the
+        marker's seq.
 
-        Desks written while it is read also come through the open stream afterwards, and
-        folding those events on top of the snapshot gives the same state.
+        Desks written while it is read also come through the open stream afterwards: until
+        the stream has caught up, a change that contradicts the log (see `_contradicts`) is
+        one the snapshot already shows, and is not logged again.
         """
         label = uuid.uuid4().hex
         marker = Snapshot(self._seq + 1, iso_utc(utc_now()), reason)
@@ -265,7 +272,7 @@ class Watcher:
         batch: list[tuple[DeskEvent, str]] = []
         for document in self._store.desks.find().sort("_id", ASCENDING):
             seq += 1
-            desk = event_desk(document)
+            desk = desk_json(document)
             snapshot = DeskSnapshot(seq, marker.at, desk["id"], version_of(desk), desk)
             event = fit(snapshot, self._max_event_bytes)
             assert isinstance(event, DeskEvent)
@@ -277,6 +284,7 @@ class Watcher:
             self._append_many(batch, writes=False)
         log.info("snapshot logged", extra={"seq": marker.seq, "desks": seq - marker.seq})
         self._seq = seq
+        return marker.seq
 
     def _append_many(self, batch: Sequence[tuple[DeskEvent, str]], writes: bool = True) -> None:
         """Log `batch` in one write and count it (`writes`: events of writes, timed)."""
@@ -291,17 +299,28 @@ class Watcher:
         logged = self._events.logged(tokens)
         batch: list[tuple[DeskEvent, str]] = []
         states: dict[str, dict[str, Any]] = {}  # desks as this batch leaves them
+        alive: dict[str, bool] = {}  # whether the log shows each desk, as this batch leaves it
         seq = self._seq
         for change, token in zip(changes, tokens, strict=True):
             desk_id = key_text(change["documentKey"]["_id"])
             if token in logged:
                 log.info("already logged; skipped", extra={"desk_id": desk_id})
                 continue
+            settling_after = self._checkpoint.settling_after
+            if settling_after is not None and self._contradicts(
+                change, desk_id, settling_after, alive
+            ):
+                log.info(
+                    "change the snapshot already shows; skipped",
+                    extra={"desk_id": desk_id, "operation": change["operationType"]},
+                )
+                continue
             event = self._event(change, seq + 1, states)
             if event is None:
                 continue
             batch.append((event, token))
             states[desk_id] = event.desk
+            alive[desk_id] = not isinstance(event, DeskDeleted)
             seq = event.seq
         if not batch:
             return
@@ -311,6 +330,20 @@ class Watcher:
             log.info(
                 "logged", extra={"seq": event.seq, "type": event.type, "desk_id": event.desk_id}
             )
+
+    def _contradicts(
+        self, change: Mapping[str, Any], desk_id: str, marker: int, alive: dict[str, bool]
+    ) -> bool:
+        """Tell whether `change` contradicts the log since the snapshot: a creation of a desk
+        the log shows, or a change to one it does not.
+
+        Such a change was made after the stream opened and before the snapshot read the desk:
+        the snapshot shows it already (a desk created then is in it; one deleted then is not).
+        Logging it again would count a desk twice, or delete one no client was shown.
+        """
+        if desk_id not in alive:
+            alive[desk_id] = self._events.shows(desk_id, marker)
+        return bool(change["operationType"] == "insert") == alive[desk_id]
 
     def _event(
         self, change: Mapping[str, Any], seq: int, states: Mapping[str, dict[str, Any]]

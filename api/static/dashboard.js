@@ -353,7 +353,7 @@ function edit(id) {
   $("name").value = desk.name ?? "";
   $("width").value = desk.width ?? "";
   $("height").value = desk.height ?? "";
-  $("form-heading").textContent = `Edit ${desk.name ?? "desk"} (version ${desk.version})`;
+  $("form-heading").textContent = `Edit ${desk.name ?? "desk"} (version ${desk.version ?? "none"})`;
   $("save").textContent = "Save changes";
   $("cancel").hidden = false;
   clearErrors();
@@ -387,7 +387,9 @@ async function submitDesk(event) {
   $("save").disabled = true;
   try {
     if (editing) {
-      const headers = { "If-Match": `"${editing.version}"` };
+      // A desk written around the API without an integer version has no ETag to match.
+      const versioned = Number.isInteger(editing.version) && editing.version > 0;
+      const headers = versioned ? { "If-Match": `"${editing.version}"` } : {};
       await api("PATCH", `/api/desks/${encodeURIComponent(editing.id)}`, values, headers);
       stopEditing();
       showMessage("Saved.");
@@ -569,8 +571,8 @@ async function showAsOf() {
       const tr = body.insertRow();
       tr.append(
         cell(String(desk.name ?? ""), "name"),
-        cell(`${desk.width} × ${desk.height}`, "size"),
-        cell(String(desk.version), "version"),
+        cell(`${desk.width ?? "?"} × ${desk.height ?? "?"}`, "size"),
+        cell(String(desk.version ?? ""), "version"),
       );
     }
     $("history-body").replaceChildren(table);

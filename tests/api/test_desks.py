@@ -76,6 +76,57 @@ def test_put_replaces_and_patch_changes_a_subset_bumping_version(client):
     assert patch.json["created_at"] == desk["created_at"]
 
 
+def test_a_write_that_changes_nothing_keeps_the_version_and_makes_no_change_event(client, store):
+    desk = create(client).json
+    url = f"/api/desks/{desk['id']}"
+    with store.desks.watch(max_await_time_ms=50) as stream:
+        put = client.put(url, json={"name": "B", "width": 100, "height": 50})
+        again = client.put(url, json={"name": "B", "width": 100.0, "height": 50})  # a retry
+        same = client.patch(url, json={"width": 100})
+        if_match = client.patch(url, json={"height": 50}, headers={"If-Match": '"2"'})
+        stale = client.patch(url, json={"height": 50}, headers={"If-Match": '"1"'})
+        changes = []
+        while (change := stream.try_next()) is not None:
+            changes.append(change)
+    assert [r.status_code for r in (put, again, same, if_match, stale)] == [200, 200, 200, 200, 412]
+    assert again.json == same.json == if_match.json == put.json
+    assert {r.headers["ETag"] for r in (put, again, same, if_match)} == {'"2"'}
+    assert [c["operationType"] for c in changes] == ["update"]  # the first PUT only
+
+
+def test_a_write_judged_unchanged_while_another_changes_the_desk_is_applied(client, app):
+    desk = create(client).json
+    repository = app.extensions["desks.repository"]
+    collection = repository._desks
+    interleaved = []
+
+    class Interleaved:
+        """The desks collection, with another write landing right after the filtered one."""
+
+        def __getattr__(self, name):
+            return getattr(collection, name)
+
+        def find_one_and_update(self, query, update, **options):
+            found = collection.find_one_and_update(query, update, **options)
+            if found is None and not interleaved:
+                interleaved.append(True)
+                collection.update_one({"_id": query["_id"]}, {"$set": {"width": 1}})
+            return found
+
+    repository._desks = Interleaved()
+    try:
+        # Equal to the stored desk when judged; then another write changes the width.
+        response = client.put(f"/api/desks/{desk['id']}", json=DESK)
+    finally:
+        repository._desks = collection
+    assert interleaved
+    assert (response.status_code, response.json["width"], response.json["version"]) == (
+        200,
+        180,
+        2,
+    )
+
+
 def test_put_needs_every_field(client):
     desk = create(client).json
     response = client.put(f"/api/desks/{desk['id']}", json={"name": "B"})

@@ -9,9 +9,11 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from desks.bson_json import key_text
 from tests.browser.conftest import screenshot
 from tests.conftest import wait_until
 from tests.e2e.conftest import http
+from tests.odd_documents import odd_desks
 
 ROWS = "#desks tbody tr:not([data-gone])"
 
@@ -280,3 +282,21 @@ def test_usable_on_a_phone_and_by_keyboard(system, open_page):
     assert page.get_by_role("button", name="Edit Escritorio").count() == 1
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "dashboard-phone")
+
+
+def test_desks_written_around_the_api_are_shown_with_what_they_have(system, open_page):
+    documents = odd_desks()
+    half = len(documents) // 2
+    system.store.desks.insert_many(documents[:half])
+    wait_until(lambda: system.events.head() == half)
+    page = open_page()
+    expect(page.locator(ROWS)).to_have_count(half)  # loaded
+    system.store.desks.insert_many(documents[half:])
+    expect(page.locator(ROWS)).to_have_count(len(documents))  # and live
+    assert sorted(r[0] for r in shown(page)) == sorted(key_text(d["_id"]) for d in documents)
+    expect(row(page, "no dates")).to_contain_text("1 × 1")
+    page.get_by_label("Registry as of seq").fill(str(len(documents)))
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("#history-body tbody tr")).to_have_count(len(documents))
+    row(page, "integer id").get_by_role("button", name="History of integer id").click()
+    expect(page.locator("#history-body li")).to_have_count(1)

@@ -2,44 +2,15 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import re
 
-from bson import (
-    Binary,
-    Code,
-    Decimal128,
-    Int64,
-    MaxKey,
-    MinKey,
-    ObjectId,
-    Regex,
-    Timestamp,
-)
-from bson.dbref import DBRef
+from bson import Decimal128
 
 from desks.event_log import EventLog
 from tests.conftest import wait_until
 from tests.e2e.conftest import http
-
-WHEN = datetime.datetime(2026, 11, 28, 14, 30, 45, 123000)
-ODD_VALUES = {
-    "objectid": ObjectId("673a2f1b8e4d2a1c3b5e6f7a"),
-    "decimal": Decimal128("180.50"),
-    "nested_date": {"when": [WHEN]},
-    "binary": Binary(b"\x00\xffdesk", 0),
-    "uuid": Binary(bytes(range(16)), 4),
-    "int64": Int64(2**40),
-    "timestamp": Timestamp(1700000000, 7),
-    "regex": Regex("^Mesa", "i"),
-    "min": MinKey(),
-    "max": MaxKey(),
-    "code": Code("function () {}"),
-    "dbref": DBRef("desks", ObjectId("673a2f1b8e4d2a1c3b5e6f7a")),
-    "nan": float("nan"),
-    "infinity": float("-inf"),
-}
+from tests.odd_documents import ODD_VALUES, WHEN
 
 
 def test_every_bson_type_and_a_1_mb_desk_reach_every_client_in_order(system, listen):

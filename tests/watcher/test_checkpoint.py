@@ -30,6 +30,18 @@ def test_checkpoint_forced_save_is_immediate(store):
     assert Checkpoint(store.database).load() == token(2)
 
 
+def test_a_snapshot_still_settling_is_saved_with_the_token_and_survives_a_restart(store):
+    checkpoint = Checkpoint(store.database, interval=0)
+    checkpoint.settling_after = 41
+    checkpoint.save(token(1))
+    reloaded = Checkpoint(store.database)
+    assert (reloaded.load(), reloaded.settling_after) == (token(1), 41)
+    checkpoint.settling_after = None  # settled: saved with the next token
+    checkpoint.save(token(2))
+    reloaded.load()
+    assert reloaded.settling_after is None
+
+
 def test_checkpoint_start_over_is_saved_at_once_and_owes_a_resync(store):
     checkpoint = Checkpoint(store.database, interval=3600)
     checkpoint.save(token(1))

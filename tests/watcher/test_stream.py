@@ -293,3 +293,51 @@ def test_a_document_that_is_not_a_desk_is_logged_with_what_it_has(store, events,
     odd, desk = log_of(events)
     assert (odd.desk, odd.version) == ({"id": str(key)}, 0)
     assert desk.desk["name"] == "A"
+
+
+def test_writes_the_snapshot_already_shows_are_not_logged_twice(embedded, store, events, desks):
+    watcher = start(store, events)
+    kept = [desks.create({"name": f"kept {n}", "width": 1, "height": 1}) for n in range(3)]
+    doomed = desks.create({"name": "doomed", "width": 1, "height": 1})
+    wait_until(lambda: events.head() == 4)
+    watcher.stop()
+    embedded.oplog.forget_history()  # the next start owes a resync and a snapshot
+
+    restarted = Watcher(store, events, Checkpoint(store.database), 50)
+    log_resync = restarted._log_resync
+
+    def resync_then_write(reason):
+        log_resync(reason)
+        # The new stream is open and the snapshot not read yet: each of these writes is in
+        # what the snapshot reads AND comes through the stream after it.
+        born = desks.create({"name": "born during", "width": 1, "height": 1})
+        desks.update(str(born["_id"]), {"width": 2}, None)
+        desks.create({"name": "also born during", "width": 1, "height": 1})
+        desks.update(str(kept[0]["_id"]), {"width": 3}, None)
+        desks.delete(str(doomed["_id"]), None)
+        fleeting = desks.create({"name": "fleeting", "width": 1, "height": 1})
+        desks.delete(str(fleeting["_id"]), None)
+
+    restarted._log_resync = resync_then_write
+    service = Service("watcher", restarted.run)
+    service.start()
+    wait_until(lambda: restarted.healthy.is_set())
+    after = desks.create({"name": "after", "width": 1, "height": 1})
+    wait_until(lambda: getattr(log_of(events)[-1], "desk_id", None) == str(after["_id"]))
+    service.stop()
+
+    verdict = verify(store)
+    assert verdict.agree, verdict.differences  # and the log contradicts itself nowhere
+    head = events.head()
+    assert events.as_of(head, None, 0, 100)[1] == store.desks.count_documents({}) == 6
+    marker = next(e.seq for e in log_of(events) if e.type == "snapshot")
+    overlap = [(e.type, e.desk["name"]) for e in log_of(events) if e.seq > marker][5:]
+    # Not logged again: the born desk's creation (the snapshot shows it) and the deletion of
+    # a desk the snapshot never showed. Logged: updates, and a desk the snapshot never saw.
+    assert overlap == [
+        ("desk_updated", "born during"),
+        ("desk_updated", "kept 0"),
+        ("desk_created", "fleeting"),
+        ("desk_deleted", "fleeting"),
+        ("desk_created", "after"),
+    ]
