@@ -7,7 +7,7 @@ export
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint browser bench clean
+.PHONY: run test lint browser bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,13 @@ browser:
 ## test: install test extras (and chromium), lint, then run the whole suite
 test: lint browser
 	$(BIN)/python -m pytest
+
+## soak: writers in several processes while every process is killed, then the oracle
+## (SOAK_SECONDS=600 of faults, SOAK_SEED=1; DESKS_TEST_MONGODB_URI soaks a replica set)
+SOAK_SECONDS ?= 600
+SOAK_SEED ?= 1
+soak: $(VENV)/.installed-test
+	$(BIN)/python -m tests.soak --seconds $(SOAK_SECONDS) --seed $(SOAK_SEED)
 
 ## bench: the benchmarks whose results are in BENCHMARKS.md
 bench: $(VENV)/.installed-test

@@ -29,6 +29,7 @@ ENVIRONMENT = {
     "embedded_path": "DESKS_EMBEDDED_PATH",
     "embedded_synchronous": "DESKS_EMBEDDED_SYNCHRONOUS",
     "embedded_history_size": "DESKS_EMBEDDED_HISTORY_SIZE",
+    "embedded_noop_seconds": "DESKS_EMBEDDED_NOOP_SECONDS",
     "log_level": "DESKS_LOG_LEVEL",
     "log_format": "DESKS_LOG_FORMAT",
     "broadcaster_host": "DESKS_BROADCASTER_HOST",
@@ -38,6 +39,7 @@ ENVIRONMENT = {
     "public_broadcaster_url": "DESKS_PUBLIC_BROADCASTER_URL",
     "client_buffer_bytes": "DESKS_CLIENT_BUFFER_BYTES",
     "lease_ttl_seconds": "DESKS_LEASE_TTL_SECONDS",
+    "watcher_max_await_ms": "DESKS_WATCHER_MAX_AWAIT_MS",
     "watcher_health_port": "DESKS_WATCHER_HEALTH_PORT",
     "publish_token": "DESKS_PUBLISH_TOKEN",
     "history_size": "DESKS_HISTORY_SIZE",
@@ -68,6 +70,7 @@ class Settings:
     embedded_path: str = ".desks/embedded.sqlite3"
     embedded_synchronous: str = "FULL"
     embedded_history_size: int = 1_000_000
+    embedded_noop_seconds: float = 10.0  # idle no-op interval, as a replica set's primary's
     log_level: str = "INFO"
     log_format: str = "logfmt"
     broadcaster_host: str = "127.0.0.1"
@@ -77,6 +80,7 @@ class Settings:
     public_broadcaster_url: str | None = None  # None: the page's host, broadcaster_port
     client_buffer_bytes: int = 1024 * 1024
     lease_ttl_seconds: float = 10.0
+    watcher_max_await_ms: int = 500  # a change-stream poll's wait (maxAwaitTimeMS)
     watcher_health_port: int = 8767
     publish_token: str | None = None
     history_size: int = 10_000
@@ -151,6 +155,9 @@ class Settings:
             embedded_history_size=_integer(
                 env, "DESKS_EMBEDDED_HISTORY_SIZE", cls.embedded_history_size, 1, 10_000_000
             ),
+            embedded_noop_seconds=_number(
+                env, "DESKS_EMBEDDED_NOOP_SECONDS", cls.embedded_noop_seconds, 0.01, 3600
+            ),
             log_level=_choice(
                 env, "DESKS_LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")
             ),
@@ -177,6 +184,9 @@ class Settings:
             ),
             lease_ttl_seconds=_number(
                 env, "DESKS_LEASE_TTL_SECONDS", cls.lease_ttl_seconds, 0.1, 3600
+            ),
+            watcher_max_await_ms=_integer(
+                env, "DESKS_WATCHER_MAX_AWAIT_MS", cls.watcher_max_await_ms, 1, 60_000
             ),
             watcher_health_port=_integer(
                 env, "DESKS_WATCHER_HEALTH_PORT", cls.watcher_health_port, 0, 65535

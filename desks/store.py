@@ -65,6 +65,7 @@ def open_store(settings: Settings, embedded: EmbeddedClient | None = None) -> St
     embedded = embedded or EmbeddedClient(
         settings.embedded_path,
         history_size=settings.embedded_history_size,
+        noop_interval=settings.embedded_noop_seconds,
         synchronous=settings.embedded_synchronous,
     )
     # The embedded database duck-types pymongo's: callers see one interface.

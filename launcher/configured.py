@@ -16,7 +16,14 @@ def watcher(settings: Settings, store: Store, events: EventLog, lease: Lease) ->
     checkpoint = Checkpoint(
         store.database, idle_interval=settings.checkpoint_idle_seconds, lease=lease
     )
-    return Watcher(store, events, checkpoint, lease=lease, max_event_bytes=settings.max_event_bytes)
+    return Watcher(
+        store,
+        events,
+        checkpoint,
+        max_await_ms=settings.watcher_max_await_ms,
+        lease=lease,
+        max_event_bytes=settings.max_event_bytes,
+    )
 
 
 def limits(settings: Settings) -> Limits:
