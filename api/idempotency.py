@@ -81,6 +81,9 @@ class IdempotencyKeys:
 
     def __init__(self, database: Database[Document], ttl: float) -> None:
         self._keys: Collection[Document] = majority(database[KEYS])
+        # Right after a duplicate-key error: the record that collided, before it is majority
+        # committed too (a majority read could miss it and take the key for expired).
+        self._colliding: Collection[Document] = database[KEYS]
         self._client = database.client
         self._ttl = timedelta(seconds=ttl)
         self._purged_at = float("-inf")
@@ -124,7 +127,7 @@ class IdempotencyKeys:
                 return session.with_transaction(answer)
         except (DuplicateKeyError, _Answered):
             pass  # the desk or the answer is another attempt's: that attempt committed both
-        found = self._keys.find_one({"_id": record_id})
+        found = self._colliding.find_one({"_id": record_id})
         if found is None or found.get("desk_id") != reservation or "response" not in found:
             raise KeyLost(key)
         return _outcome(found["response"], replayed=True)
@@ -143,7 +146,7 @@ class IdempotencyKeys:
                 self._keys.insert_one(record)
                 return record
             except DuplicateKeyError:
-                found = self._keys.find_one({"_id": record_id})
+                found = self._colliding.find_one({"_id": record_id})
             if found is not None and found["created_at"] >= now - self._ttl:
                 return found
             if found is not None:  # expired: remove that reservation, and only that one

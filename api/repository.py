@@ -123,7 +123,9 @@ class DeskRepository:
         """
         update = {"$set": {**fields, "updated_at": utc_now()}, "$inc": {"version": 1}}
         # Only a desk that would change: one filtered write, so "equal" is judged at the write.
+        # $ne alone would call an array holding the value equal to it: arrays always differ.
         differs = [{name: {"$ne": value}} for name, value in fields.items()]
+        differs += [{name: {"$type": "array"}} for name in fields]
         for _ in range(UPDATE_ATTEMPTS):
             try:
                 document = self._desks.find_one_and_update(

@@ -64,10 +64,11 @@ class EventLog:
         last = self._events.find_one({}, sort=[("_id", DESCENDING)], projection={"_id": 1})
         return int(last["_id"]) if last else 0
 
-    def logged(self, tokens: Sequence[str]) -> set[str]:
-        """Return which of the changes with these resume tokens are already in the log."""
-        found = self._events.find({"token": {"$in": list(tokens)}}, {"token": 1, "_id": 0})
-        return {str(document["token"]) for document in found}
+    def logged(self, tokens: Sequence[str]) -> dict[str, int]:
+        """Return the seq each of the changes with these resume tokens was logged at, for
+        those already in the log."""
+        found = self._events.find({"token": {"$in": list(tokens)}}, {"token": 1})
+        return {str(document["token"]): int(document["_id"]) for document in found}
 
     def append(self, event: Event, token: str) -> bool:
         """Log `event` (its seq must be head + 1); return False if the change was logged before."""
@@ -211,15 +212,17 @@ class EventLog:
             )
         return None
 
-    def shows(self, desk_id: str, after: int) -> bool:
-        """Tell whether the registry the log describes holds the desk, folding from `after`
-        (a snapshot marker's seq): its newest event since then is not a deletion."""
+    def state_of(self, desk_id: str, after: int, through: int) -> tuple[bool, int]:
+        """Return whether the registry the log describes holds the desk, folding events with
+        a seq in (after, through] (`after` a snapshot marker), and the version it shows."""
         newest = self._events.find_one(
-            {"desk_id": desk_id, "_id": {"$gt": after}},
+            {"desk_id": desk_id, "_id": {"$gt": after, "$lte": through}},
             sort=[("_id", DESCENDING)],
-            projection={"type": 1},
+            projection={"type": 1, "version": 1},
         )
-        return newest is not None and newest["type"] != DELETED
+        if newest is None:
+            return False, 0
+        return newest["type"] != DELETED, int(newest.get("version") or 0)
 
     def last_state(self, desk_id: str) -> Document | None:
         """Return the desk as its newest logged event shows it, or None if never logged."""

@@ -163,15 +163,16 @@ class EmbeddedCollection:
     # -- writes ------------------------------------------------------------------------
 
     @contextmanager
-    def _write(self) -> Iterator[Transaction]:
-        with self._engine.write() as connection:
+    def _write(self, options: Mapping[str, Any]) -> Iterator[Transaction]:
+        member = options.get("session") is not None  # part of the session's transaction
+        with self._engine.write(member=member) as connection:
             yield Transaction(connection, self._catalog, self._oplog)
 
     def insert_one(self, document: Document, **options: Any) -> InsertOneResult:
         """Insert one document (adding an _id to it, as pymongo does, if it has none)."""
         refuse_unsupported(options)
         check_document(document)
-        with self._write() as tx:
+        with self._write(options) as tx:
             key = tx.insert(tx.ensure(self.database.name, self.name), document)
         return InsertOneResult(key, True)
 
@@ -187,7 +188,7 @@ class EmbeddedCollection:
             check_document(document)
         inserted: list[Any] = []
         errors: list[Document] = []
-        with self._write() as tx:
+        with self._write(options) as tx:
             collection = tx.ensure(self.database.name, self.name)
             for index, document in enumerate(batch):
                 tx.connection.execute("SAVEPOINT one_document")
@@ -201,7 +202,7 @@ class EmbeddedCollection:
                 finally:
                     tx.connection.execute("RELEASE one_document")
         if errors:
-            raise BulkWriteError(
+            failure = BulkWriteError(
                 {
                     "writeErrors": errors,
                     "writeConcernErrors": [],
@@ -213,6 +214,8 @@ class EmbeddedCollection:
                     "upserted": [],
                 }
             )
+            self._engine.abort_transaction(failure)
+            raise failure
         return InsertManyResult(inserted, True)
 
     def update_one(
@@ -244,7 +247,7 @@ class EmbeddedCollection:
         sort = sort_spec(options.get("sort"))
         refuse_unsupported({k: v for k, v in options.items() if k != "sort"})
         prepared = documents.prepare_filter(filter)
-        with self._write() as tx:
+        with self._write(options) as tx:
             collection = tx.collection(self.database.name, self.name)
             row = tx.first(collection, prepared, sort)
             if row is None:
@@ -273,7 +276,7 @@ class EmbeddedCollection:
         validate_ok_for_update(update)
         refuse_unsupported(options)
         prepared = documents.prepare_filter(filter)
-        with self._write() as tx:
+        with self._write(options) as tx:
             collection = tx.collection(self.database.name, self.name)
             matched = tx.every(collection, prepared)
             if not matched:
@@ -329,7 +332,7 @@ class EmbeddedCollection:
     ) -> Document | None:
         refuse_unsupported(options)
         prepared = documents.prepare_filter(filter)
-        with self._write() as tx:
+        with self._write(options) as tx:
             collection = tx.collection(self.database.name, self.name)
             row = tx.first(collection, prepared, sort_spec(sort))
             if row is None:
@@ -357,7 +360,7 @@ class EmbeddedCollection:
         sort = sort_spec(options.get("sort"))
         refuse_unsupported({k: v for k, v in options.items() if k != "sort"})
         prepared = documents.prepare_filter(filter)
-        with self._write() as tx:
+        with self._write(options) as tx:
             collection = tx.collection(self.database.name, self.name)
             row = tx.first(collection, prepared, sort)
             if row is None:
@@ -370,7 +373,7 @@ class EmbeddedCollection:
         """Delete every document matching `filter`, one event per document."""
         refuse_unsupported(options)
         prepared = documents.prepare_filter(filter)
-        with self._write() as tx:
+        with self._write(options) as tx:
             collection = tx.collection(self.database.name, self.name)
             matched = tx.every(collection, prepared)
             for row in matched:
@@ -394,7 +397,7 @@ class EmbeddedCollection:
         refuse_unsupported(options)
         if fields == [("_id", 1)]:
             return ID_INDEX
-        with self._write() as tx:
+        with self._write(options) as tx:
             collection = tx.ensure(self.database.name, self.name)
             for existing in collection.indexes:
                 same_key = list(existing.fields) == fields
@@ -436,7 +439,7 @@ class EmbeddedCollection:
             name = helpers.gen_index_name(helpers.create_index_list(index_or_name))
         if name == ID_INDEX:
             raise OperationFailure("cannot drop _id index", 72, {"codeName": "InvalidOptions"})
-        with self._engine.write() as connection:
+        with self._engine.write(member=options.get("session") is not None) as connection:
             collection = self._info(connection)
             index = collection.index(name) if collection else None
             if collection is None or index is None:
@@ -448,7 +451,7 @@ class EmbeddedCollection:
     def drop_indexes(self, **options: Any) -> None:
         """Drop every index but _id's."""
         refuse_unsupported(options)
-        with self._engine.write() as connection:
+        with self._engine.write(member=options.get("session") is not None) as connection:
             collection = self._info(connection)
             for index in collection.indexes if collection else ():
                 assert collection is not None
@@ -476,7 +479,7 @@ class EmbeddedCollection:
     def drop(self, **options: Any) -> None:
         """Drop the collection, emitting drop (which invalidates its change streams)."""
         refuse_unsupported(options)
-        with self._write() as tx:
+        with self._write(options) as tx:
             collection = tx.collection(self.database.name, self.name)
             if collection is not None:
                 self._catalog.drop(tx.connection, collection)
@@ -486,7 +489,7 @@ class EmbeddedCollection:
         """Rename the collection, emitting rename (which invalidates its change streams)."""
         refuse_unsupported(options)
         db = self.database.name
-        with self._write() as tx:
+        with self._write(options) as tx:
             collection = tx.collection(db, self.name)
             if collection is None:
                 raise OperationFailure(

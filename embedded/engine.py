@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pymongo.errors import AutoReconnect, OperationFailure
+from pymongo.errors import AutoReconnect, InvalidOperation, OperationFailure
 
 log = logging.getLogger("embedded")
 
@@ -170,16 +170,25 @@ class Engine:
         return int(values["epoch"])
 
     @contextmanager
-    def write(self, transaction: bool = False) -> Iterator[sqlite3.Connection]:
+    def write(
+        self, transaction: bool = False, member: bool = False
+    ) -> Iterator[sqlite3.Connection]:
         """Run the block as one write transaction: all of it commits, or none of it.
 
         Inside another write of the same thread the block is a savepoint of it, all or nothing
         on its own too. A `transaction` (a session's) is aborted as a whole by any failure of
-        a write inside it, as MongoDB aborts one: later writes and the commit raise 251.
+        a write inside it, as MongoDB aborts one: later writes and the commit raise 251. Only
+        a `member` (a write given the session) may join it: on MongoDB a write without the
+        session is not part of the transaction, and here it could not be kept apart.
         """
         with self._write_lock:
             connection = self._writer
             if self._writer_thread == threading.get_ident():
+                if self._transaction and not member:
+                    raise InvalidOperation(
+                        "a write without the session in the thread of an open transaction: "
+                        "the embedded store cannot keep it out of the transaction"
+                    )
                 with self._savepoint(connection):
                     yield connection
                 return
@@ -203,6 +212,12 @@ class Engine:
                 self._writer_thread = None
                 self._transaction = False
         self._notify()
+
+    def abort_transaction(self, cause: BaseException) -> None:
+        """Doom this thread's session transaction, if one is open, as a write error inside it
+        dooms one on MongoDB (a write that reports an error without raising, insert_many's)."""
+        if self._transaction and self._writer_thread == threading.get_ident():
+            self._aborted = self._aborted or no_such_transaction(cause)
 
     @contextmanager
     def _savepoint(self, connection: sqlite3.Connection) -> Iterator[None]:

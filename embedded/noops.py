@@ -52,15 +52,16 @@ class NoopWriter:
 
     def _run(self) -> None:
         started = time.time()
-        try:
-            while self._wait(self._until_due(started)):
+        wait = 0.0
+        while self._wait(wait):
+            try:
                 with self._engine.write() as connection:
                     # Judged again inside the write: another process may have just written.
                     if self._idle(connection, started) >= self.interval:
                         self._oplog.append(connection, "noop", "admin", None)
-        except PyMongoError:  # the store closed or became unavailable: the next stream restarts us
-            with self._changed:
-                self._thread = None
+                wait = self._until_due(started)
+            except PyMongoError:  # unavailable for now (busy, disk full): try again later
+                wait = max(self.interval, 1.0)
 
     def _idle(self, connection: sqlite3.Connection, started: float) -> float:
         idle = self._oplog.idle_for(connection)

@@ -23,7 +23,7 @@ from desks.store import Store
 from launcher import configured
 from launcher.api_process import ApiProcess
 from watcher.lease import Lease
-from watcher.publisher import Publisher
+from watcher.publisher import Publisher, publish_url
 
 log = logging.getLogger("desks.system")
 
@@ -56,7 +56,7 @@ class System:
             self.api = InProcessServer(self._app, settings.api_host, settings.api_port)
         self.watcher = self._watcher_service()
         self.broadcaster = self._broadcaster_service(settings.broadcaster_port)
-        self.publisher: Service | None = None
+        self.publishers: list[Service] = []
 
     @property
     def api_url(self) -> str:
@@ -124,8 +124,9 @@ class System:
                     "waiting for the watcher's change stream before serving",
                     extra={"waited_s": round(time.monotonic() - began), "role": self._watcher.role},
                 )
-        self.publisher = self._publisher_service()
-        self.publisher.start()
+        self.publishers = self._publisher_services()
+        for publisher in self.publishers:
+            publisher.start()
         # The dashboard tells browsers where the broadcaster is: its bound port (port 0 too).
         if isinstance(self.api, ApiProcess):
             self.api.start(broadcaster_port=self.broadcaster_port)
@@ -134,14 +135,28 @@ class System:
             self.api.start()
         return True
 
-    def _publisher_service(self) -> Service:
-        publisher = Publisher(
-            self.broadcaster_url,
-            self.publish_token,
-            self.events,
-            may_publish=lambda: self._watcher.leading,  # whichever watcher runs now
-        )
-        return Service("publisher", publisher.run, self._on_crash)
+    def _publisher_services(self) -> list[Service]:
+        """Return a publisher for this system's broadcaster and for every other one the
+        settings list (DESKS_BROADCASTER_URLS): whichever watcher leads feeds them all."""
+        urls = [self.broadcaster_url]
+        urls += [
+            url
+            for url in self.settings.broadcaster_urls
+            if publish_url(url) != publish_url(urls[0])
+        ]
+        return [
+            Service(
+                f"publisher {url}",
+                Publisher(
+                    url,
+                    self.publish_token,
+                    self.events,
+                    may_publish=lambda: self._watcher.leading,  # whichever watcher runs now
+                ).run,
+                self._on_crash,
+            )
+            for url in urls
+        ]
 
     def restart_watcher(self) -> None:
         """Stop the watcher and start a fresh one, as a process restart would."""
@@ -165,7 +180,7 @@ class System:
 
     def stop(self) -> None:
         """Stop everything at once and wait for each (Ctrl-C must not take more than 5 s)."""
-        services = [s for s in (self.watcher, self.publisher, self.broadcaster) if s is not None]
+        services = [self.watcher, *self.publishers, self.broadcaster]
         for service in services:
             service.signal_stop()
         self.api.stop()

@@ -48,7 +48,7 @@ def history(plan: list[tuple]) -> list[Event]:
     """Return the events of `plan`, as the watcher would log them."""
     live: dict[str, dict] = {}
     events: list[Event] = []
-    shown: set[str] = set()  # the desks the log holds: what the watcher's check consults
+    shown: dict[str, int] = {}  # desks the log holds, at which version: the watcher's check
     numbers = iter(range(1, 10_000))
 
     def seq() -> int:
@@ -73,9 +73,17 @@ def history(plan: list[tuple]) -> list[Event]:
     def log(change: Event) -> None:
         events.append(replace(change, seq=seq()))
         if change.type == "desk_deleted":
-            shown.discard(change.desk_id)
+            shown.pop(change.desk_id, None)
         else:
-            shown.add(change.desk_id)
+            shown[change.desk_id] = change.version
+
+    def shows_already(change: Event) -> bool:
+        """The watcher's settling rule (watcher/settling.py)."""
+        if change.type == "desk_created":
+            return change.desk_id in shown
+        if change.desk_id not in shown:
+            return True
+        return change.type == "desk_updated" and change.version <= shown[change.desk_id]
 
     for step in plan:
         if step[0] != "resync":
@@ -88,8 +96,8 @@ def history(plan: list[tuple]) -> list[Event]:
         shown.clear()
         for kept in live.values():
             log(DeskSnapshot(0, AT, kept["id"], kept["version"], kept))
-        for change in during:  # skipped when they contradict the log: the snapshot has them
-            if (change.type == "desk_created") != (change.desk_id in shown):
+        for change in during:  # skipped when the snapshot shows them already
+            if not shows_already(change):
                 log(change)
     return events
 

@@ -47,12 +47,14 @@ class Checkpoint:
         self._lease = lease
         self._clock = clock
         self._saved: Mapping[str, Any] | None = None
-        self._pending: Mapping[str, Any] | None = None
+        self._pending: Document | None = None  # a throttled save: token and what goes with it
         self._saved_at = float("-inf")
         self.resync_reason: str | None = None
         # The seq of a snapshot marker while changes it may already show can still arrive;
         # saved with the token, so a restart keeps checking them (see Watcher._contradicts).
         self.settling_after: int | None = None
+        # The log's head when the saved token was taken: where a re-read resumes judging.
+        self.logged_through: int | None = None
 
     def load(self) -> Mapping[str, Any] | None:
         """Return the saved resume token (None: start from now); note any resync owed."""
@@ -62,41 +64,58 @@ class Checkpoint:
         self._saved_at = self._clock()
         self.resync_reason = found.get("resync")
         self.settling_after = found.get("settling_after")
+        self.logged_through = found.get("logged_through")
         return self._saved
 
     def age(self) -> float:
         """Return the seconds since this process last loaded or saved the checkpoint."""
         return self._clock() - self._saved_at
 
-    def save(self, token: Mapping[str, Any] | None, force: bool = False) -> None:
-        """Save `token` now if forced or if `interval` has passed, else at the next chance."""
+    def save(
+        self,
+        token: Mapping[str, Any] | None,
+        force: bool = False,
+        logged_through: int | None = None,
+    ) -> None:
+        """Save `token` now if forced or if `interval` has passed, else at the next chance.
+
+        `logged_through` is the log's head when the token was taken; it is saved with it, as
+        is `settling_after` as it stands now: a later save must not make an earlier token's
+        restart forget that it still has changes to judge.
+        """
         if token is None or (token == self._saved and self.resync_reason is None):
             self._pending = None
             return
+        state: Document = {
+            "resume_token": dict(token),
+            "settling_after": self.settling_after,
+            "logged_through": logged_through,
+        }
         if not force and self._clock() - self._saved_at < self._interval:
-            self._pending = token
+            self._pending = state
             return
-        self._write(
-            {"resume_token": dict(token), "settling_after": self.settling_after}, unset_resync=True
-        )
-        self._saved, self._pending = token, None
+        self._write_state(state)
+
+    def _write_state(self, state: Document) -> None:
+        self._write(state, unset_resync=True)
+        self._saved, self._pending = state["resume_token"], None
         self.resync_reason = None
 
-    def idle(self, token: Mapping[str, Any] | None) -> None:
+    def idle(self, token: Mapping[str, Any] | None, logged_through: int | None = None) -> None:
         """Note the token of a poll that found no change: saved only when it must be.
 
         That is when a throttled save of logged changes is due, or when the saved token is
         `idle_interval` old (a token older than the oplog window could not be resumed).
         """
         if self._pending is not None:
-            self.save(token)
+            self.save(token, logged_through=logged_through)
         elif self._clock() - self._saved_at >= self._idle_interval:
-            self.save(token, force=True)
+            self.save(token, force=True, logged_through=logged_through)
 
     def flush(self) -> None:
         """Save the token a throttled save left pending (on a clean stop)."""
         if self._pending is not None:
-            self.save(self._pending, force=True)
+            self._write_state(self._pending)
 
     def start_over(self, reason: str) -> None:
         """Drop the token, so the next start begins from now, and owe clients a resync.

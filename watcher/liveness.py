@@ -2,9 +2,9 @@
 
 A lease held by a killed process would block the next watcher for a whole TTL. When the holder
 ran on this same machine, in this same boot and PID namespace, the kernel can say it is gone:
-its PID is free, a zombie, or now names a process started at another time (reused). Anywhere
-else (another host, container or boot, a platform without /proc) nothing is provable, and the
-TTL stands.
+its PID is free (the kernel says so, not only /proc, which may hide other users' processes),
+a zombie, or now names a process started at another time (reused). Anywhere else (another
+host, container or boot, a platform without /proc) nothing is provable, and the TTL stands.
 """
 
 from __future__ import annotations
@@ -45,9 +45,21 @@ def provably_gone(holder: Mapping[str, Any] | None) -> bool:
     try:
         return _start_time(pid) != holder.get("started")
     except FileNotFoundError:
-        return True  # no such process
+        # No /proc entry: no such process, or one /proc hides from us (mounted with
+        # hidepid). Only the kernel's answer to a null signal tells them apart.
+        return _no_such_process(pid)
     except (OSError, ValueError):
         return False
+
+
+def _no_such_process(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it exists, under another user
+    return False  # it exists, and /proc would not show it: nothing is provable
 
 
 def _start_time(pid: int) -> int | None:

@@ -17,7 +17,6 @@ from desks.bson_json import key_text
 from desks.desk import desk_json, iso_utc, utc_now
 from desks.event_log import EventLog
 from desks.events import (
-    DeskDeleted,
     DeskEvent,
     DeskSnapshot,
     EventFormatError,
@@ -27,11 +26,12 @@ from desks.events import (
     from_change,
     version_of,
 )
-from desks.store import DESKS, Store
+from desks.store import DESKS, Store, majority
 from watcher import metrics
 from watcher.checkpoint import Checkpoint
 from watcher.feed import ChangeFeed
 from watcher.lease import Lease, LeaseLost
+from watcher.settling import Settling
 
 log = logging.getLogger("desks.watcher")
 
@@ -71,6 +71,7 @@ class Watcher:
         self._prepared = False
         self._images = False
         self._seq = 0
+        self._settling: Settling | None = None  # after a snapshot, until the stream catches up
         self.healthy = threading.Event()
         self._changed = threading.Condition()  # role or health changed
 
@@ -194,6 +195,7 @@ class Watcher:
         self._notify()
         self._backoff.reset()
         with stream:
+            self._settling = None
             if self._checkpoint.resync_reason is not None:
                 # Logged only once the new stream is open: any write after this resync is an
                 # event after it, any write before it is in the snapshot that follows it. A
@@ -202,7 +204,13 @@ class Watcher:
                 self._log_resync(self._checkpoint.resync_reason)
                 marker = self._log_snapshot(self._checkpoint.resync_reason)
                 self._checkpoint.settling_after = marker
-                self._checkpoint.save(stream.resume_token, force=True)
+                self._checkpoint.save(stream.resume_token, force=True, logged_through=self._seq)
+                self._settling = Settling(self._events, marker, self._seq)
+            elif self._checkpoint.settling_after is not None:
+                # Restarted while settling: changes are read again from the checkpoint, each
+                # judged against the log as it stood where that checkpoint was taken.
+                frontier = self._checkpoint.logged_through or self._checkpoint.settling_after
+                self._settling = Settling(self._events, self._checkpoint.settling_after, frontier)
             elif token is None:
                 # Started from "now": make that position durable at once, or the writes
                 # between a quick stop and the next start would be lost.
@@ -222,19 +230,19 @@ class Watcher:
             changes = [item.change for item in items if item.change is not None]
             invalidated = any(c["operationType"] == "invalidate" for c in changes)
             self._log_batch([c for c in changes if c["operationType"] != "invalidate"])
-            if len(changes) < len(items):
+            if len(changes) < len(items) and self._settling is not None:
                 # An empty poll, begun after the snapshot was read: every change the snapshot
                 # may already show has been read by now (saved with the next checkpoint).
-                self._checkpoint.settling_after = None
+                self._settling = self._checkpoint.settling_after = None
             if invalidated or feed.ended:
                 # A stream ends without an error only when invalidated (drop, rename), even
                 # when the pipeline filtered the invalidate event out, as MongoDB does.
                 self._start_over("invalidated", None)
                 return
-            if changes:
-                self._checkpoint.save(items[-1].token)  # after their events are logged
-            elif items:
-                self._checkpoint.idle(items[-1].token)  # empty polls: saved once a minute
+            if changes:  # after their events are logged
+                self._checkpoint.save(items[-1].token, logged_through=self._seq)
+            elif items:  # empty polls: saved once a minute
+                self._checkpoint.idle(items[-1].token, logged_through=self._seq)
         if stop.is_set():
             self._checkpoint.flush()  # a clean stop, lease still held: re-read nothing
 
@@ -261,8 +269,8 @@ class Watcher:
         marker's seq.
 
         Desks written while it is read also come through the open stream afterwards: until
-        the stream has caught up, a change that contradicts the log (see `_contradicts`) is
-        one the snapshot already shows, and is not logged again.
+        the stream has caught up, a change the snapshot already shows is not logged again
+        (`watcher.settling`).
         """
         label = uuid.uuid4().hex
         marker = Snapshot(self._seq + 1, iso_utc(utc_now()), reason)
@@ -270,7 +278,10 @@ class Watcher:
         metrics.logged([marker], writes=False)
         seq = marker.seq
         batch: list[tuple[DeskEvent, str]] = []
-        for document in self._store.desks.find().sort("_id", ASCENDING):
+        # Majority-committed desks only: a change stream delivers majority-committed changes,
+        # so everything the snapshot shows comes through the stream before its first empty
+        # poll (which ends the settling); a desk read locally first could come after it.
+        for document in majority(self._store.desks).find().sort("_id", ASCENDING):
             seq += 1
             desk = desk_json(document)
             snapshot = DeskSnapshot(seq, marker.at, desk["id"], version_of(desk), desk)
@@ -299,17 +310,16 @@ class Watcher:
         logged = self._events.logged(tokens)
         batch: list[tuple[DeskEvent, str]] = []
         states: dict[str, dict[str, Any]] = {}  # desks as this batch leaves them
-        alive: dict[str, bool] = {}  # whether the log shows each desk, as this batch leaves it
+        settling = self._settling
         seq = self._seq
         for change, token in zip(changes, tokens, strict=True):
             desk_id = key_text(change["documentKey"]["_id"])
             if token in logged:
                 log.info("already logged; skipped", extra={"desk_id": desk_id})
+                if settling is not None:
+                    settling.passed(desk_id, logged[token])
                 continue
-            settling_after = self._checkpoint.settling_after
-            if settling_after is not None and self._contradicts(
-                change, desk_id, settling_after, alive
-            ):
+            if settling is not None and settling.contradicts(change, desk_id):
                 log.info(
                     "change the snapshot already shows; skipped",
                     extra={"desk_id": desk_id, "operation": change["operationType"]},
@@ -320,7 +330,8 @@ class Watcher:
                 continue
             batch.append((event, token))
             states[desk_id] = event.desk
-            alive[desk_id] = not isinstance(event, DeskDeleted)
+            if settling is not None:
+                settling.logged(event)
             seq = event.seq
         if not batch:
             return
@@ -330,20 +341,6 @@ class Watcher:
             log.info(
                 "logged", extra={"seq": event.seq, "type": event.type, "desk_id": event.desk_id}
             )
-
-    def _contradicts(
-        self, change: Mapping[str, Any], desk_id: str, marker: int, alive: dict[str, bool]
-    ) -> bool:
-        """Tell whether `change` contradicts the log since the snapshot: a creation of a desk
-        the log shows, or a change to one it does not.
-
-        Such a change was made after the stream opened and before the snapshot read the desk:
-        the snapshot shows it already (a desk created then is in it; one deleted then is not).
-        Logging it again would count a desk twice, or delete one no client was shown.
-        """
-        if desk_id not in alive:
-            alive[desk_id] = self._events.shows(desk_id, marker)
-        return bool(change["operationType"] == "insert") == alive[desk_id]
 
     def _event(
         self, change: Mapping[str, Any], seq: int, states: Mapping[str, dict[str, Any]]

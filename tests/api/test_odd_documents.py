@@ -59,3 +59,6 @@ def test_writes_to_desks_written_around_the_api_answer_without_a_500(system):
     assert desks.find_one({"_id": text_version})["name"] == "b"  # unchanged
     status, _ = http("DELETE", f"{api}/{text_version}")
     assert status == 204
+    listed = desks.insert_one({"name": "c", "width": [2, 9], "height": 2, "version": 1})
+    status, updated = http("PUT", f"{api}/{listed.inserted_id}", body)  # 2 is in [2, 9]
+    assert (status, updated["width"], updated["version"]) == (200, 2, 2)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 
 import pytest
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, InvalidOperation, OperationFailure
+
+from embedded import EmbeddedClient
 
 FAST = {"max_await_time_ms": 50}
 
@@ -80,3 +82,27 @@ def test_a_failed_write_aborts_its_transaction_as_a_whole(database):
             database.desks.insert_one({"_id": 3}, session=session)
     assert aborted.value.code == 251  # NoSuchTransaction: aborted by the failed write
     assert sorted(d["_id"] for d in database.desks.find()) == [1]
+
+
+def test_a_write_error_insert_many_reports_aborts_its_transaction(database):
+    database.desks.insert_one({"_id": "dup"})
+    with database.client.start_session() as session:
+        with pytest.raises(OperationFailure) as aborted, session.start_transaction():
+            with pytest.raises(BulkWriteError):
+                database.desks.insert_many(
+                    [{"_id": "a"}, {"_id": "dup"}], ordered=False, session=session
+                )
+    assert aborted.value.code == 251
+    assert [d["_id"] for d in database.desks.find()] == ["dup"]
+
+
+def test_a_write_without_the_session_in_a_transactions_thread_is_refused(store_path):
+    client = EmbeddedClient(store_path)
+    desks = client["db"].desks
+    with client.start_session() as session, session.start_transaction():
+        desks.insert_one({"_id": 1}, session=session)
+        # On MongoDB it would commit on its own; here it could only join the transaction.
+        with pytest.raises(InvalidOperation, match="without the session"):
+            desks.insert_one({"_id": 2})
+    assert [d["_id"] for d in desks.find()] == [1]
+    client.close()

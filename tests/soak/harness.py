@@ -2,18 +2,21 @@
 
 What runs, each a real process on one store (an embedded file, or a replica set):
 - `desks api --workers 2`, and `desks up` (its own API, watcher and broadcaster);
-- two `desks watcher` processes (one active, one standing by; `desks up`'s is a third) that
-  publish to a `desks broadcaster` and to `desks up`'s broadcaster;
+- two `desks watcher` processes (one active, one standing by; `desks up`'s is a third), and a
+  `desks broadcaster`; whichever watcher leads feeds both broadcasters;
 - writer processes over HTTP (retrying each write, POSTs with an Idempotency-Key, on either
-  API) and writer processes straight into the store, pausing 0 to twice the idle no-op
-  interval between writes;
-- WebSocket clients in this process that disconnect now and then and resume with `after`.
+  API) and writer processes straight into the store, in bursts and idle spells, with pauses
+  whose gaps straddle the store's idle no-op interval and the watchers' poll wait;
+- WebSocket clients in this process that disconnect now and then and resume with `after`
+  and their epoch, on either broadcaster.
 
-While they run, one process after another is killed with SIGKILL and started again. Then the
-writers stop, everything is brought up, and the oracle decides: `desks verify` agrees (the log
-explains the store and never contradicts itself), every acknowledged write is logged exactly
-once and each desk's events in version order, and every client saw each seq once, in order,
-equal to the log's event.
+While they run, one process after another is killed with SIGKILL and started again; on the
+embedded store, now and then every watcher is killed and the store's history dropped, so the
+next watcher resyncs and snapshots while writes go on. Then the writers stop and the oracle
+decides: `desks verify` agrees (the log explains the store and never contradicts itself);
+every acknowledged write is logged exactly once (or, made while history was lost, shown by
+the snapshot that followed), each desk's versions in order; no Idempotency-Key made two desks
+and no PATCH was logged twice; every client saw each seq once, in order, equal to the log.
 """
 
 from __future__ import annotations
@@ -37,19 +40,22 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from desks.event_log import EventLog
-from desks.events import DeskEvent, Event
+from desks.event_log import EVENTS, EventLog
 from desks.settings import Settings
-from desks.store import open_store
+from desks.store import Store, open_store
 from desks.verify import read_log
+from embedded import EmbeddedClient
 from tests.conftest import free_port
 from tests.processes import desks_env
+from tests.soak.oracle import HistoryLoss, Oracle
+from watcher.checkpoint import CHECKPOINTS
 
 TOKEN = "soak-publish-token"
 NOOP_SECONDS = 0.02  # the store's idle no-op interval: the gaps between writes straddle it
 WATCHER_POLL_MS = 20
 WRITERS = ("http", "http", "http", "store", "store")
 CLIENTS = 4
+HISTORY_LOSS = 0.15  # of faults, on the embedded store: every watcher down, history dropped
 
 
 @dataclass
@@ -60,6 +66,7 @@ class Report:
     seconds: float
     acknowledged: Counter[str] = field(default_factory=Counter)
     kills: Counter[str] = field(default_factory=Counter)
+    history_losses: list[HistoryLoss] = field(default_factory=list)
     reconnects: int = 0
     received: int = 0
     events: int = 0
@@ -80,6 +87,7 @@ class Report:
             f"({', '.join(f'{k} {v}' for k, v in sorted(self.acknowledged.items()))})",
             f"  processes killed     {sum(self.kills.values())} "
             f"({', '.join(f'{k} {v}' for k, v in sorted(self.kills.items()))}), each restarted",
+            f"  history lost         {len(self.history_losses)} times (every watcher down)",
             f"  clients              {CLIENTS}, {self.reconnects} reconnections, "
             f"{self.received} events received",
             f"  event log            {self.events} events, {self.desks} desks in the store",
@@ -298,14 +306,44 @@ class Soak:
                 self.writers.append(subprocess.Popen(command, stdout=log, stderr=log, env=self.env))
 
     def _faults(self, until: float) -> None:
-        """Kill one process after another with SIGKILL, and start each again."""
+        """Kill one process after another with SIGKILL, and start each again; now and then
+        (embedded store) lose the history too, while every watcher is down."""
         while time.monotonic() < until:
             time.sleep(self.rng.uniform(0.3, 1.5))
+            if self.env.get("DESKS_EMBEDDED_PATH") and self.rng.random() < HISTORY_LOSS:
+                self._lose_history()
+                continue
             victim = self.rng.choice(self.components)
             victim.kill()
             self.report.kills[victim.name] += 1
             time.sleep(self.rng.uniform(0, 0.5))
             victim.start()
+
+    def _lose_history(self) -> None:
+        """Kill every process with a watcher, drop the store's history, start them again, and
+        wait for the resync's snapshot to settle: writes meanwhile are only in the snapshot."""
+        began = time.time()
+        store = open_store(self.settings)
+        head = EventLog(store.database).head()
+        watching = [c for c in self.components if c.name.startswith("watcher") or c.name == "up"]
+        for component in watching:
+            component.kill()
+            self.report.kills[component.name] += 1
+        time.sleep(self.rng.uniform(0, 0.5))
+        with EmbeddedClient(self.env["DESKS_EMBEDDED_PATH"]) as embedded:
+            embedded.oplog.forget_history()
+        for component in watching:
+            component.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not self._settled_after(store, head):
+                if time.monotonic() > deadline:
+                    self.report.problems.append("a resync did not settle within 60 s")
+                    break
+                time.sleep(0.05)
+        finally:
+            store.close()
+        self.report.history_losses.append(HistoryLoss(began, time.time(), head))
 
     def _stop_writers(self) -> None:
         for writer in self.writers:
@@ -317,12 +355,16 @@ class Soak:
                 writer.kill()
                 self.report.problems.append("a writer did not stop within 60 s")
 
+    @staticmethod
+    def _settled_after(store: Store, head: int) -> bool:
+        """Tell whether a snapshot was logged after seq `head` and the watcher has judged every
+        change it may already show (its checkpoint no longer says it is settling)."""
+        snapshot = store.database[EVENTS].find_one({"type": "snapshot", "_id": {"$gt": head}})
+        checkpoint = store.database[CHECKPOINTS].find_one({"_id": "desks"}) or {}
+        return snapshot is not None and checkpoint.get("settling_after") is None
+
     def _settle(self) -> None:
-        """Bring every process up and let the standalone watchers lead, feeding both
-        broadcasters; then wait until the log explains the store."""
-        up = next(c for c in self.components if c.name == "up")
-        up.stop()  # releases its lease: a standalone watcher takes over
-        up.start()
+        """Wait until the log explains the store."""
         deadline = time.monotonic() + 120
         while self._verify().returncode != 0:
             if time.monotonic() > deadline:
@@ -363,48 +405,18 @@ class Soak:
                 store.client.drop_database(store.database.name)
             store.close()
         self.report.events = len(log)
-        self._judge_writes(log)
-        by_seq = {event.seq: event for event in log}
+        writes: dict[str, list[dict[str, Any]]] = {kind: [] for kind in WRITERS}
+        for output in self.outputs:
+            source = output.stem.split("-")[-1]
+            writes[source] += [json.loads(line) for line in output.read_text().splitlines()]
+        oracle = Oracle(log, self.report.history_losses)
+        self.report.acknowledged = oracle.judge_writes(writes)
         for client in clients:
             self.report.reconnects += client.reconnects
             self.report.received += len(client.seen)
             self.report.problems += client.problems
-            for seq, kind, desk_id, version in client.seen:
-                logged = by_seq.get(seq)
-                shown = (kind, desk_id, version)
-                if logged is None or shown != (
-                    logged.type,
-                    getattr(logged, "desk_id", None),
-                    getattr(logged, "version", None),
-                ):
-                    self.report.problems.append(f"client got {shown} as seq {seq}: {logged}")
-
-    def _judge_writes(self, log: list[Event]) -> None:
-        """Every acknowledged write logged once; each desk's versions rising."""
-        logged: Counter[tuple[str, str, int | None]] = Counter()
-        versions: dict[str, list[int]] = {}
-        for event in log:
-            if not isinstance(event, DeskEvent):
-                continue
-            # A deletion is known by its desk: unacknowledged changes may have come before it.
-            version = None if event.type == "desk_deleted" else event.version
-            logged[(event.type, event.desk_id, version)] += 1
-            if version is not None:
-                versions.setdefault(event.desk_id, []).append(version)
-        for desk_id, seen in versions.items():
-            if seen != sorted(set(seen)):
-                self.report.problems.append(f"desk {desk_id}: versions logged as {seen}")
-        kinds = {"create": "desk_created", "update": "desk_updated", "delete": "desk_deleted"}
-        for output in self.outputs:
-            source = output.stem.split("-")[-1]
-            for line in output.read_text().splitlines():
-                write = json.loads(line)
-                self.report.acknowledged[f"{source} {write['op']}s"] += 1
-                version = None if write["op"] == "delete" else write["version"]
-                key = (kinds[write["op"]], write["desk"], version)
-                if logged[key] != 1:
-                    what = "lost" if logged[key] == 0 else f"logged {logged[key]} times"
-                    self.report.problems.append(f"acknowledged {write}: {what}")
+            oracle.judge_client(client.seen)
+        self.report.problems += oracle.problems
 
 
 def _status(url: str) -> int | None:

@@ -1,8 +1,9 @@
 """Writer processes for the soak: over HTTP (with retries) or straight into the store.
 
 Each writes desks of its own with random pauses and appends every acknowledged write to a file
-as one JSON line: `{"op": "create" | "update" | "delete", "desk": id, "version": n}`. A write
-that got no answer is not recorded: it may or may not have happened, and the checks allow both.
+as one JSON line: `{"op": "create" | "update" | "delete", "desk": id, "version": n, "sent": t,
+"acked": t}` (times from time.time()). A write that got no answer is not recorded: it may or
+may not have happened, and the checks allow both.
 
     python -m tests.soak.writers http --out FILE --seed N --pause-ms P --api URL [--api URL ...]
     python -m tests.soak.writers store --out FILE --seed N --pause-ms P
@@ -31,6 +32,8 @@ from desks.store import open_store
 
 # Attempts of one write (the same Idempotency-Key each time) before giving it up as unknown.
 ATTEMPTS = 20
+CREATED = "soak key "  # + the POST's Idempotency-Key: the name a desk is created with
+PATCHED = "soak patch "  # + a name made for one PATCH (and its retries)
 
 
 class Recorder:
@@ -39,8 +42,9 @@ class Recorder:
     def __init__(self, out: IO[str]) -> None:
         self._out = out
 
-    def __call__(self, op: str, desk: str, version: int) -> None:
-        self._out.write(json.dumps({"op": op, "desk": desk, "version": version}) + "\n")
+    def __call__(self, op: str, desk: str, version: int, sent: float) -> None:
+        write = {"op": op, "desk": desk, "version": version, "sent": sent, "acked": time.time()}
+        self._out.write(json.dumps(write) + "\n")
         self._out.flush()
 
 
@@ -56,27 +60,29 @@ def http_writer(
     while not stop.is_set():
         pause()
         choice = rng.random()
+        sent = time.time()
         if not mine or choice < 0.4:
             key = uuid.uuid4().hex
-            body = {"name": f"soak {key[:8]}", "width": rng.randint(1, 10_000), "height": 50}
+            # The key in the name: one key must never make two desks, however often retried.
+            body = {"name": f"{CREATED}{key}", "width": rng.randint(1, 10_000), "height": 50}
             answer = _request(apis, rng, "POST", "/api/desks", body, {"Idempotency-Key": key}, stop)
             if answer is not None and answer[0] == 201:
                 mine[answer[1]["id"]] = 1
-                record("create", answer[1]["id"], 1)
+                record("create", answer[1]["id"], 1, sent)
         elif choice < 0.85:
             desk = rng.choice(list(mine))
-            body = {"width": rng.randint(1, 10_000), "name": f"soak {rng.randrange(1 << 30):x}"}
-            # A retried PATCH of the same values changes nothing the second time.
+            # A name for this PATCH alone: a retry applied twice would log it twice.
+            body = {"width": rng.randint(1, 10_000), "name": f"{PATCHED}{uuid.uuid4().hex}"}
             answer = _request(apis, rng, "PATCH", f"/api/desks/{desk}", body, {}, stop)
             if answer is not None and answer[0] == 200:
                 mine[desk] = answer[1]["version"]
-                record("update", desk, answer[1]["version"])
+                record("update", desk, answer[1]["version"], sent)
         else:
             desk = rng.choice(list(mine))
             answer = _request(apis, rng, "DELETE", f"/api/desks/{desk}", None, {}, stop)
             # 404 after a retry: the attempt that got no answer deleted it (no one else does).
             if answer is not None and answer[0] in (204, 404):
-                record("delete", desk, mine.pop(desk))
+                record("delete", desk, mine.pop(desk), sent)
 
 
 def _request(
@@ -121,6 +127,7 @@ def store_writer(
         while not stop.is_set():
             pause()
             choice = rng.random()
+            sent = time.time()
             try:
                 if not mine or choice < 0.4:
                     now = utc_now()
@@ -134,7 +141,7 @@ def store_writer(
                     }
                     key = desks.insert_one(document).inserted_id
                     mine[key] = 1
-                    record("create", str(key), 1)
+                    record("create", str(key), 1, sent)
                 elif choice < 0.85:
                     key = rng.choice(list(mine))
                     changed = desks.find_one_and_update(
@@ -146,11 +153,11 @@ def store_writer(
                         return_document=ReturnDocument.AFTER,
                     )
                     mine[key] = changed["version"]
-                    record("update", str(key), changed["version"])
+                    record("update", str(key), changed["version"], sent)
                 else:
                     key = rng.choice(list(mine))
                     desks.delete_one({"_id": key})
-                    record("delete", str(key), mine.pop(key))
+                    record("delete", str(key), mine.pop(key), sent)
             except PyMongoError:
                 pass  # unknown: the checks allow it to have happened or not
     finally:

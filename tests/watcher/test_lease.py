@@ -152,3 +152,18 @@ def test_a_holder_whose_pid_now_names_another_process_has_exited(store):
     successor = Lease(store.database, "successor", 3600)
     assert successor.acquire()
     assert successor.term == 5
+
+
+def test_a_holder_that_proc_hides_is_not_taken_for_gone(monkeypatch):
+    here = liveness.this_process()
+    assert here is not None
+
+    def hidden(pid):  # /proc mounted with hidepid: other users' processes have no entry
+        raise FileNotFoundError(f"/proc/{pid}/stat")
+
+    monkeypatch.setattr(liveness, "_start_time", hidden)
+    monkeypatch.setattr(liveness, "this_process", lambda: here)
+    assert not liveness.provably_gone(here)  # this very process: alive, whatever /proc shows
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: the kernel knows no such process
+    assert liveness.provably_gone({**here, "pid": child.pid})
