@@ -92,7 +92,11 @@ _CONTROLS = _char_class(
 _INVISIBLE = _char_class([r for r in _IGNORABLE if unicodedata.category(chr(r[0])) != "Cf"])
 # The name rule, once: no control or format character, and at least one character that is
 # neither one of those, nor whitespace, nor ignorable. The validator uses the same classes.
-NAME_PATTERN = f"^[^{_CONTROLS}]*[^{_CONTROLS}{_INVISIBLE}\\s][^{_CONTROLS}]*$"
+# Surrounding whitespace is trimmed, control characters (tab, newline...) included.
+_AROUND = _char_class([(ord(c), ord(c)) for c in WHITESPACE])
+NAME_PATTERN = (
+    f"^[{_AROUND}]*[^{_CONTROLS}]*[^{_CONTROLS}{_INVISIBLE}\\s][^{_CONTROLS}]*[{_AROUND}]*$"
+)
 # Lone surrogates too (JSON can carry them, UTF-8 cannot): kept out of the pattern, which
 # regex engines that refuse surrogate code points could not compile.
 _UNWANTED = re.compile(f"[{_CONTROLS}\\uD800-\\uDFFF]")
@@ -106,15 +110,19 @@ class DeskName(fields.String):
         super().__init__(
             validate=validate.Length(min=1, max=MAX_NAME_LENGTH),
             metadata={
-                "description": "trimmed of surrounding whitespace; no control or format "
-                "characters (Unicode Cc, Cf); at least one visible character",
+                "description": "at most 100 characters as sent; trimmed of surrounding "
+                "whitespace (tabs and newlines too); no other control or format characters "
+                "(Unicode Cc, Cf); at least one visible character",
                 "pattern": NAME_PATTERN,
             },
             **kwargs,
         )
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs).strip(WHITESPACE)
+        sent = super()._deserialize(value, attr, data, **kwargs)
+        if len(sent) > MAX_NAME_LENGTH:  # as sent, as the schema's maxLength says
+            raise ValidationError(f"Longer than maximum length {MAX_NAME_LENGTH}.")
+        text = sent.strip(WHITESPACE)
         if _UNWANTED.search(text):
             # Control characters garble consoles and logs; format characters (bidi overrides,
             # zero-width ones) make two names look alike or a name read backwards; lone

@@ -49,6 +49,13 @@ def start(store, events, checkpoint=None):
     return service
 
 
+def snapshot_read(store):
+    """Tell whether an owed resync's snapshot has been read: a write from now on is not in it
+    (it would be, and logged as a desk_snapshot, if made while the snapshot is read)."""
+    checkpoint = store.database["watcher_checkpoints"].find_one({"_id": "desks"}) or {}
+    return "resync" not in checkpoint and checkpoint.get("resume_token") is not None
+
+
 def log_of(events):
     return events.after(0, 100_000)
 
@@ -192,6 +199,7 @@ def test_history_lost_starts_over_from_now_instead_of_crash_looping(embedded, st
     embedded.oplog.forget_history()
     watcher = start(store, events)
     assert watcher.watcher.healthy.wait(10)  # tailing again, from now
+    wait_until(lambda: events.head() >= 2 and snapshot_read(store))
     desks.create({"name": "B", "width": 1, "height": 1})
     wait_until(lambda: events.head() == 6)
     watcher.stop()
@@ -237,6 +245,7 @@ def test_history_lost_at_the_first_poll_also_resyncs(embedded, store, events, de
     embedded.oplog.inject_fault(history_lost("injected"))
     desks.create({"name": "A", "width": 1, "height": 1})
     wait_until(lambda: any(e.type == "resync" for e in log_of(events)))
+    wait_until(lambda: snapshot_read(store))
     desks.create({"name": "B", "width": 1, "height": 1})
     wait_until(lambda: log_of(events)[-1].type == "desk_created")
     watcher.stop()
@@ -275,7 +284,7 @@ def test_an_unusable_checkpoint_starts_over_instead_of_retrying_forever(
 ):
     store.database["watcher_checkpoints"].insert_one({"_id": "desks", "resume_token": token})
     watcher = start(store, events)
-    wait_until(lambda: events.head() == 2)  # the resync and its (empty) snapshot
+    wait_until(lambda: events.head() >= 2 and snapshot_read(store))  # resync, empty snapshot
     desks.create({"name": "A", "width": 1, "height": 1})
     wait_until(lambda: events.head() == 3)
     watcher.stop()

@@ -1,0 +1,30 @@
+"""The documented name rule (maxLength and pattern in the OpenAPI schema) is the one enforced."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from marshmallow import ValidationError
+
+from api.schemas import MAX_NAME_LENGTH, NAME_PATTERN, WHITESPACE, DeskCreateSchema
+
+PATTERN = re.compile(NAME_PATTERN)
+# Whitespace, controls, format and ignorable characters, surrogates, letters: the edges.
+EDGES = st.sampled_from(
+    [*WHITESPACE, "\x00", "\x1f", "\x7f", "\x85", "\u200b", "\u202e", "\u00ad", "\ud800", "a", "é"]
+)
+NAMES = st.text(st.one_of(EDGES, st.characters()), max_size=MAX_NAME_LENGTH + 3)
+
+
+@settings(max_examples=500, deadline=None)
+@given(name=NAMES)
+def test_a_name_is_accepted_exactly_when_the_schema_says_it_is_valid(name):
+    documented = len(name) <= MAX_NAME_LENGTH and PATTERN.fullmatch(name) is not None
+    try:
+        DeskCreateSchema().load({"name": name, "width": 1, "height": 1})
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert accepted == documented, repr(name)
