@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
@@ -11,11 +12,13 @@ from marshmallow import ValidationError
 from api.schemas import MAX_NAME_LENGTH, NAME_PATTERN, WHITESPACE, DeskCreateSchema
 
 PATTERN = re.compile(NAME_PATTERN)
-# Whitespace, controls, format and ignorable characters, surrogates, letters: the edges.
+# Whitespace, controls, format and ignorable characters, letters: the edges. Lone surrogates
+# are no Unicode text, so no JSON Schema string holds one: they are refused, tested apart.
 EDGES = st.sampled_from(
-    [*WHITESPACE, "\x00", "\x1f", "\x7f", "\x85", "\u200b", "\u202e", "\u00ad", "\ud800", "a", "é"]
+    [*WHITESPACE, "\x00", "\x1f", "\x7f", "\x85", "\u200b", "\u202e", "\u00ad", "a", "é"]
 )
-NAMES = st.text(st.one_of(EDGES, st.characters()), max_size=MAX_NAME_LENGTH + 3)
+TEXT = st.characters(exclude_categories=["Cs"])
+NAMES = st.text(st.one_of(EDGES, TEXT), max_size=MAX_NAME_LENGTH + 3)
 
 
 @settings(max_examples=500, deadline=None)
@@ -28,3 +31,8 @@ def test_a_name_is_accepted_exactly_when_the_schema_says_it_is_valid(name):
     except ValidationError:
         accepted = False
     assert accepted == documented, repr(name)
+
+
+def test_a_name_holding_a_lone_surrogate_is_refused():
+    with pytest.raises(ValidationError):
+        DeskCreateSchema().load({"name": "Mesa \ud800", "width": 1, "height": 1})

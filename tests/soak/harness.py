@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
 from desks.event_log import EVENTS, EventLog
@@ -177,8 +177,8 @@ class Client(threading.Thread):
             try:
                 with connect(url + query, open_timeout=2, close_timeout=1) as connection:
                     self._follow(connection, self._rng.randint(1, 300))
-            except (ConnectionClosed, OSError, TimeoutError):
-                pass  # the broadcaster was killed or is starting: resume again
+            except (WebSocketException, OSError, TimeoutError):
+                pass  # killed mid-handshake or mid-stream, or starting: resume again
             self.reconnects += 1
             self._halt.wait(self._rng.uniform(0.01, 0.2))
 
