@@ -371,7 +371,9 @@ class Soak:
         change it may already show (its checkpoint no longer says it is settling)."""
         snapshot = store.database[EVENTS].find_one({"type": "snapshot", "_id": {"$gt": head}})
         checkpoint = store.database[CHECKPOINTS].find_one({"_id": "desks"}) or {}
-        return snapshot is not None and checkpoint.get("settling_after") is None
+        # The resync stays owed until the snapshot is read and saved; settling ends later.
+        owed = "resync" in checkpoint or checkpoint.get("settling_after") is not None
+        return snapshot is not None and not owed
 
     def _settle(self) -> None:
         """Wait until the log explains the store."""

@@ -93,13 +93,18 @@ class Oracle:
         while the watchers were down (their history dropped) or before the resync's snapshot
         settled, and shown by that snapshot (the desk at that version or newer; gone, for a
         deletion, or deleted meanwhile)."""
-        for loss in self._losses:
+        for n, loss in enumerate(self._losses):
             if not loss.began - IN_FLIGHT <= write["sent"] <= loss.settled:
                 continue
-            # The snapshot that settled it: the last one logged after the loss began (a
-            # watcher killed mid-snapshot logs a whole one again).
+            # The snapshot that settled it: the last one logged after the loss began and
+            # before the next (a watcher killed mid-snapshot logs a whole one again).
+            until = self._losses[n + 1].head if n + 1 < len(self._losses) else float("inf")
             desks = next(
-                (shown for marker, shown in reversed(self._snapshots) if marker > loss.head),
+                (
+                    shown
+                    for marker, shown in reversed(self._snapshots)
+                    if loss.head < marker <= until
+                ),
                 None,
             )
             if desks is None:

@@ -86,3 +86,23 @@ def test_a_write_the_history_lost_is_excused_only_if_the_snapshot_shows_it():
     assert problems(log, [newer], losses=[loss]) == [f"acknowledged {newer}: lost"]
     later = write("update", "A", 3, sent=120.0)  # after the loss settled: must be logged
     assert problems(log, [later], losses=[loss]) == [f"acknowledged {later}: lost"]
+
+
+def test_each_write_is_judged_by_the_snapshot_of_its_own_history_loss():
+    log = [
+        created(1, "A"),
+        Resync(2, AT),
+        Snapshot(3, AT),  # the first loss: A at version 1, B never made
+        DeskSnapshot(4, AT, "A", 1, desk("A", 1)),
+        DeskSnapshot(5, AT, "S", 1, desk("S", 1)),
+        Resync(6, AT),
+        Snapshot(7, AT),  # the second: A at version 2
+        DeskSnapshot(8, AT, "A", 2, desk("A", 2)),
+        DeskSnapshot(9, AT, "S", 1, desk("S", 1)),
+    ]
+    losses = [HistoryLoss(100.0, 110.0, head=1), HistoryLoss(200.0, 210.0, head=5)]
+    early = write("update", "A", 2, sent=105.0)  # the first snapshot does not show it
+    assert problems(log, [write("create", "A", 1), early], losses=losses) == [
+        f"acknowledged {early}: lost"
+    ]
+    assert problems(log, [write("update", "A", 2, sent=205.0)], losses=losses) == []
