@@ -21,8 +21,6 @@ class HistoryLoss:
 
 
 KINDS = {"create": "desk_created", "update": "desk_updated", "delete": "desk_deleted"}
-# Before a history loss began, a write may still have been on its way to the watcher.
-IN_FLIGHT = 1.0
 
 
 class Oracle:
@@ -32,12 +30,14 @@ class Oracle:
         self._log = log
         self._losses = history_losses
         self._snapshots = _snapshots(log)
+        self._horizons: list[float] = []
         self.problems: list[str] = []
 
     def judge_writes(self, writes: Mapping[str, Iterable[Mapping[str, Any]]]) -> Counter[str]:
         """Judge each writer kind's acknowledged writes; return how many of each."""
         acknowledged: Counter[str] = Counter()
         logged = self._logged()
+        self._horizons = self._logged_before_losses(writes)
         for kind, kind_writes in writes.items():
             for write in kind_writes:
                 acknowledged[f"{kind} {write['op']}s"] += 1
@@ -88,13 +88,41 @@ class Oracle:
             newest[event.desk_id] = version
         return logged
 
+    def _logged_before_losses(
+        self, writes: Mapping[str, Iterable[Mapping[str, Any]]]
+    ) -> list[float]:
+        """For each history loss, the latest time a write logged before it was sent.
+
+        A write acknowledged before then committed before that one, and a change stream
+        hands changes over in commit order: had it not been skipped, it would have been
+        logged before the loss too. Only a write acknowledged later may have been waiting
+        (watchers down or behind) when the history went.
+        """
+        first_seq: dict[tuple[str, str, int | None], int] = {}
+        for event in self._log:
+            if isinstance(event, DeskEvent) and event.type != "desk_snapshot":
+                version = None if event.type == "desk_deleted" else event.version
+                first_seq.setdefault((event.type, event.desk_id, version), event.seq)
+        sent_at: list[tuple[int, float]] = []
+        for kind_writes in writes.values():
+            for write in kind_writes:
+                version = None if write["op"] == "delete" else write["version"]
+                seq = first_seq.get((KINDS[write["op"]], write["desk"], version))
+                if seq is not None:
+                    sent_at.append((seq, write["sent"]))
+        return [
+            max((sent for seq, sent in sent_at if seq <= loss.head), default=float("-inf"))
+            for loss in self._losses
+        ]
+
     def _shown_by_snapshot(self, write: Mapping[str, Any]) -> bool:
-        """Tell whether a write missing from the log is one a lost history explains: sent
-        while the watchers were down (their history dropped) or before the resync's snapshot
-        settled, and shown by that snapshot (the desk at that version or newer; gone, for a
-        deletion, or deleted meanwhile)."""
+        """Tell whether a write missing from the log is one a lost history explains: still
+        waiting for a watcher when the history was dropped (acknowledged after every write
+        logged before the loss was sent) or made before the resync's snapshot settled, and
+        shown by that snapshot (the desk at that version or newer; gone, for a deletion, or
+        deleted meanwhile). Losses close together overlap: any of them may explain it."""
         for n, loss in enumerate(self._losses):
-            if not loss.began - IN_FLIGHT <= write["sent"] <= loss.settled:
+            if not (write["acked"] > self._horizons[n] and write["sent"] <= loss.settled):
                 continue
             # The snapshot that settled it: the last one logged after the loss began and
             # before the next (a watcher killed mid-snapshot logs a whole one again).
@@ -108,11 +136,12 @@ class Oracle:
                 None,
             )
             if desks is None:
-                return False
+                continue
             shown = desks.get(write["desk"])
-            if write["op"] == "delete":
-                return shown is None
-            return shown is None or shown >= write["version"]
+            if write["op"] == "delete" and shown is None:
+                return True
+            if write["op"] != "delete" and (shown is None or shown >= write["version"]):
+                return True
         return False
 
     def _judge_names(self) -> None:

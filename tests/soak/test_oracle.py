@@ -21,11 +21,12 @@ def updated(seq, desk_id, version, name="n"):
     return DeskUpdated(seq, AT, desk_id, version, desk(desk_id, version, name))
 
 
-def write(op, desk_id, version, sent=100.0):
-    return {"op": op, "desk": desk_id, "version": version, "sent": sent, "acked": sent}
+def write(op, desk_id, version, sent=100.0, acked=None):
+    acked = sent if acked is None else acked
+    return {"op": op, "desk": desk_id, "version": version, "sent": sent, "acked": acked}
 
 
-STORE_WRITES = (write("create", "S", 1),)
+STORE_WRITES = (write("create", "S", 1, sent=101.0),)  # after the others: never overtaken
 
 
 def problems(log, http=(), store=STORE_WRITES, losses=()):
@@ -95,14 +96,45 @@ def test_each_write_is_judged_by_the_snapshot_of_its_own_history_loss():
         Snapshot(3, AT),  # the first loss: A at version 1, B never made
         DeskSnapshot(4, AT, "A", 1, desk("A", 1)),
         DeskSnapshot(5, AT, "S", 1, desk("S", 1)),
-        Resync(6, AT),
-        Snapshot(7, AT),  # the second: A at version 2
-        DeskSnapshot(8, AT, "A", 2, desk("A", 2)),
-        DeskSnapshot(9, AT, "S", 1, desk("S", 1)),
+        created(6, "B"),  # logged between the losses
+        Resync(7, AT),
+        Snapshot(8, AT),  # the second: A at version 2
+        DeskSnapshot(9, AT, "A", 2, desk("A", 2)),
+        DeskSnapshot(10, AT, "S", 1, desk("S", 1)),
+        DeskSnapshot(11, AT, "B", 1, desk("B", 1)),
     ]
-    losses = [HistoryLoss(100.0, 110.0, head=1), HistoryLoss(200.0, 210.0, head=5)]
-    early = write("update", "A", 2, sent=105.0)  # the first snapshot does not show it
-    assert problems(log, [write("create", "A", 1), early], losses=losses) == [
+    losses = [HistoryLoss(100.0, 110.0, head=1), HistoryLoss(200.0, 210.0, head=6)]
+    b = write("create", "B", 1, sent=150.0)
+    # Not shown by the first snapshot, and committed before B's creation, which the stream
+    # did hand over: the second snapshot showing it does not excuse it.
+    early = write("update", "A", 2, sent=105.0)
+    assert problems(log, [write("create", "A", 1), b, early], losses=losses) == [
         f"acknowledged {early}: lost"
     ]
-    assert problems(log, [write("update", "A", 2, sent=205.0)], losses=losses) == []
+    assert problems(log, [b, write("update", "A", 2, sent=205.0)], losses=losses) == []
+
+
+def test_a_write_waiting_for_a_watcher_when_history_went_is_excused_one_overtaken_is_not():
+    log = [
+        created(1, "A"),
+        created(2, "B"),
+        Resync(3, AT),
+        Snapshot(4, AT),
+        DeskSnapshot(5, AT, "A", 2, desk("A", 2)),
+        DeskSnapshot(6, AT, "B", 1, desk("B", 1)),
+        DeskSnapshot(7, AT, "S", 1, desk("S", 1)),
+    ]
+    loss = HistoryLoss(began=100.0, settled=110.0, head=2)
+    known = [write("create", "A", 1, sent=80.0)]
+    store = [write("create", "S", 1, sent=99.0)]  # never logged: waiting too
+    # Acknowledged 10 s before the loss began, and nothing logged before it was sent later:
+    # the watchers were behind, the snapshot carries it.
+    waiting = write("update", "A", 2, sent=89.0, acked=90.0)
+    assert problems(log, [*known, write("create", "B", 1, sent=85.0), waiting], store, [loss]) == []
+    # B's creation, logged before the loss, was sent after the update was acknowledged: the
+    # update committed first, so the stream skipped it.
+    overtaken = write("update", "A", 2, sent=89.0, acked=90.0)
+    later_b = write("create", "B", 1, sent=95.0)
+    assert problems(log, [*known, later_b, overtaken], store, [loss]) == [
+        f"acknowledged {overtaken}: lost"
+    ]
