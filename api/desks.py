@@ -47,6 +47,13 @@ IDEMPOTENCY_KEY = {
     "DESKS_IDEMPOTENCY_TTL_SECONDS (24 h).",
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
 }
+NEXT = {
+    "description": 'With as_of, while more desks follow: <the next page\'s URL>; rel="next" '
+    "(a cursor, `after`: no page is read twice however many there are)",
+    "schema": {"type": "string"},
+}
+# A dashboard reads a whole registry as of one seq: large pages, few round trips.
+MAX_PAGE_SIZE = 1000
 IF_MATCH = {
     "in": "header",
     "name": "If-Match",
@@ -88,14 +95,14 @@ class DeskCollection(MethodView):
     """The collection of desks."""
 
     @blp.arguments(DeskQueryArgsSchema, location="query")
-    @blp.response(200, DeskSchema(many=True), headers={"X-Event-Seq": EVENT_SEQ})
-    @blp.paginate()
+    @blp.response(200, DeskSchema(many=True), headers={"X-Event-Seq": EVENT_SEQ, "Link": NEXT})
+    @blp.paginate(max_page_size=MAX_PAGE_SIZE)
     def get(
         self, args: dict[str, Any], pagination_parameters: PaginationParameters
     ) -> tuple[list[dict[str, Any]], dict[str, str]]:
         """List desks, oldest first, optionally filtered by name; `as_of` for the past."""
-        if "as_of" in args:
-            return _as_of(args["as_of"], args.get("name"), pagination_parameters)
+        if "as_of" in args or "after" in args:
+            return _as_of(args, pagination_parameters)
         # Read the head first: the snapshot is then at least as new as it, so a dashboard that
         # subscribes with after=<head> and skips versions it has misses nothing.
         head = event_log().head()
@@ -196,18 +203,25 @@ class DeskTimeline(MethodView):
 
 
 def _as_of(
-    seq: int, name: str | None, pagination: PaginationParameters
+    args: dict[str, Any], pagination: PaginationParameters
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     log = event_log()
     head = log.head()
+    seq, name, after = args.get("as_of", head), args.get("name"), args.get("after")
     if seq > head:
         abort(422, errors={"query": {"as_of": [f"Beyond the event log's head, seq {head}."]}})
     unknown = log.unknown_state(seq)
     if unknown is not None:
         abort(422, errors={"query": {"as_of": [f"Unknown state: {unknown}."]}})
-    desks, total = log.as_of(seq, name, pagination.first_item, pagination.page_size)
-    pagination.item_count = total
-    return desks, {"X-Event-Seq": str(seq)}
+    page = log.as_of(seq, name, pagination.first_item, pagination.page_size, after)
+    pagination.item_count = page.total
+    headers = {"X-Event-Seq": str(seq)}
+    if page.next is not None:
+        query = {"as_of": seq, "after": page.next, "page_size": pagination.page_size}
+        if name is not None:
+            query["name"] = name
+        headers["Link"] = f'<{url_for("desks.DeskCollection", **query)}>; rel="next"'
+    return page.desks, headers
 
 
 def _created(document: dict[str, Any], replayed: bool) -> Outcome:

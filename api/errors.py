@@ -40,8 +40,8 @@ def require_json_body() -> None:
 
 # The query parameters each route takes (by endpoint, GET and HEAD only): any other is a 422.
 QUERY_PARAMETERS = {
-    "desks.DeskCollection": {"name", "page", "page_size", "as_of"},
-    "seed_desks": {"name", "page", "page_size", "as_of"},
+    "desks.DeskCollection": {"name", "page", "page_size", "as_of", "after"},
+    "seed_desks": {"name", "page", "page_size", "as_of", "after"},
     "events.EventHistory": {"after", "limit"},
     "desks.DeskTimeline": {"after", "limit"},
 }

@@ -194,6 +194,16 @@ class DeskQueryArgsSchema(Schema):
         },
     )
 
+    after = fields.Integer(
+        validate=validate.Range(min=0, max=2**62),
+        metadata={
+            "description": "a cursor: list the desks that entered the log after this seq (take "
+            "it from the previous page's Link rel=next), as of `as_of` or else the log's head; "
+            "`page` then counts from there, so reading every page costs as much as reading "
+            "the desks once"
+        },
+    )
+
     name = fields.String(
         validate=validate.Length(min=1, max=MAX_NAME_LENGTH),
         metadata={"description": "case-insensitive substring of the name, matched literally"},

@@ -8,6 +8,7 @@ import os
 import platform
 import socket
 import statistics
+import subprocess
 import sys
 from datetime import UTC, datetime
 from importlib import metadata
@@ -38,6 +39,24 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "libraries": {name: _version(name) for name in LIBRARIES},
     }
+
+
+def commit() -> str | None:
+    """Return the commit of the code measured (`+dirty` with uncommitted changes)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return None
+    return f"{head}+dirty" if head and dirty else head or None
 
 
 def _main_module() -> str:
@@ -106,6 +125,7 @@ def record(benchmark: str, name: str, figures: dict[str, Any], results: Path = R
         "benchmark": benchmark,
         "at": datetime.now(UTC).isoformat(),
         "command": " ".join(["python -m", _main_module(), *sys.argv[1:]]),
+        "commit": commit(),
         "machine": machine(),
         **figures,
     }

@@ -10,7 +10,7 @@ import re
 import secrets
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
@@ -26,6 +26,14 @@ EVENTS = "desk_events"
 META = "desk_events_meta"
 # Desks whose states one query reads: an $in list the (desk_id, seq) index serves.
 AS_OF_BATCH = 500
+
+
+class AsOfPage(NamedTuple):
+    """A page of the registry as of a seq: its desks, how many in all, the next cursor."""
+
+    desks: list[Document]
+    total: int
+    next: int | None  # pass as `after` for the next page; None on the last page
 
 
 class EventLog:
@@ -114,8 +122,8 @@ class EventLog:
         return self._events.find_one({"desk_id": desk_id}, projection={"_id": 1}) is not None
 
     def as_of(
-        self, seq: int, name: str | None, skip: int, limit: int
-    ) -> tuple[list[Document], int]:
+        self, seq: int, name: str | None, skip: int, limit: int, after: int | None = None
+    ) -> AsOfPage:
         """Return one page of the desks as they stood right after event `seq`, in the order
         they entered the log (optionally those whose name holds `name`), and how many in all.
 
@@ -125,6 +133,9 @@ class EventLog:
         (desk_id, seq) indexes; without a name filter the total is counted on the index
         (entered minus deleted), so a page costs the same at any log length. A name filter
         walks every desk of the span.
+
+        `after` is a cursor (`AsOfPage.next`: where the last page ended) and makes `skip`
+        count from there: reading every page then costs O(N) in all, not O(N^2).
         """
         marker = self._events.find_one(
             {"type": SNAPSHOT, "_id": {"$lte": seq}}, sort=[("_id", DESCENDING)]
@@ -133,45 +144,94 @@ class EventLog:
         pattern = re.compile(re.escape(name), re.IGNORECASE) if name is not None else None
         page: list[Document] = []
         found = 0
-        for batch in self._entered(span, skip + limit if pattern is None else 0):
-            for desk in self._states(batch, span):
-                if pattern is not None and not _holds(desk.get("name"), pattern):
+        last: int | None = None  # where the page's last desk entered the log
+        more = False
+        wanted = skip + limit + 1 if pattern is None else 0
+        for batch in self._entered(span, wanted, after):
+            states = self._states([desk_id for _, desk_id in batch], span)
+            for entered, desk_id in batch:
+                desk = states.get(desk_id)
+                if desk is None or (pattern is not None and not _holds(desk.get("name"), pattern)):
                     continue
                 if skip <= found < skip + limit:
                     page.append(to_json(desk))
+                    last = entered
+                elif found == skip + limit:
+                    more = True
                 found += 1
-            if pattern is None and found >= skip + limit:
+            if pattern is None and more:
                 break
+        cursor = last if more else None
         if pattern is not None:
-            return page, found
+            if after is not None:
+                found += self._named_before(span, after, pattern)
+            return AsOfPage(page, found, cursor)
         entered = self._count(DESK_SNAPSHOT, span) + self._count(CREATED, span)
-        return page, entered - self._count(DELETED, span)
+        return AsOfPage(page, entered - self._count(DELETED, span), cursor)
 
-    def _entered(self, span: Document, wanted: int) -> Iterator[list[str]]:
-        """Yield the ids of the desks entering the log within `span`, in log order, in
-        batches (the first sized for `wanted` desks, if more than 0); each desk once."""
+    def _entered(
+        self, span: Document, wanted: int, after: int | None = None
+    ) -> Iterator[list[tuple[int, str]]]:
+        """Yield (seq, id) of the desks entering the log within `span` (past `after`), in log
+        order, in batches (the first sized for `wanted` desks, if more than 0); each desk
+        once, at its first entry in the span.
+
+        A snapshot's desks come right after its marker, before any creation of the span, so
+        snapshot entries then creations is log order.
+        """
         seen: set[str] = set()
-        batch: list[str] = []
+        batch: list[tuple[int, str]] = []
         size = min(wanted, AS_OF_BATCH) if wanted > 0 else AS_OF_BATCH
-        for kind in (DESK_SNAPSHOT, CREATED):  # a snapshot's desks come right after its marker
+        start = {**span, "$gt": max(span["$gt"], after)} if after is not None else span
+        for kind in (DESK_SNAPSHOT, CREATED):
             cursor = self._events.find(
-                {"type": kind, "_id": span}, projection={"desk_id": 1}, batch_size=AS_OF_BATCH
+                {"type": kind, "_id": start}, projection={"desk_id": 1}, batch_size=AS_OF_BATCH
             )
             for document in cursor.sort("_id", ASCENDING):
                 desk_id = document.get("desk_id")
                 if desk_id is None or desk_id in seen:
                     continue  # a desk re-created with its old id keeps its first place
                 seen.add(desk_id)
-                batch.append(desk_id)
+                batch.append((int(document["_id"]), desk_id))
                 if len(batch) >= size:
-                    yield batch
+                    yield self._first_entries(batch, span, after)
                     batch, size = [], AS_OF_BATCH
         if batch:
-            yield batch
+            yield self._first_entries(batch, span, after)
 
-    def _states(self, desk_ids: list[str], span: Document) -> list[Document]:
-        """Return the desks of `desk_ids` that are not deleted at the end of `span`, in the
-        order given, as their newest event in `span` shows them."""
+    def _first_entries(
+        self, batch: list[tuple[int, str]], span: Document, after: int | None
+    ) -> list[tuple[int, str]]:
+        """Drop from `batch` the desks that entered the span before `after` already."""
+        if after is None or after <= span["$gt"]:
+            return batch
+        earlier = self._events.find(
+            {
+                "desk_id": {"$in": [desk_id for _, desk_id in batch]},
+                "type": {"$in": [DESK_SNAPSHOT, CREATED]},
+                "_id": {"$gt": span["$gt"], "$lte": after},
+            },
+            projection={"desk_id": 1},
+        )
+        listed = {document["desk_id"] for document in earlier}
+        return [(entered, desk_id) for entered, desk_id in batch if desk_id not in listed]
+
+    def _named_before(self, span: Document, after: int, pattern: re.Pattern[str]) -> int:
+        """Count the desks entered by `after` whose name holds `pattern` (a filtered total)."""
+        before = {"$gt": span["$gt"], "$lte": after}
+        count = 0
+        for batch in self._entered(before, 0):
+            states = self._states([desk_id for _, desk_id in batch], span)
+            count += sum(
+                1
+                for _, desk_id in batch
+                if desk_id in states and _holds(states[desk_id].get("name"), pattern)
+            )
+        return count
+
+    def _states(self, desk_ids: list[str], span: Document) -> dict[str, Document]:
+        """Return the desks of `desk_ids` that are not deleted at the end of `span`, by id,
+        as their newest event in `span` shows them."""
         newest: dict[str, Document] = {}
         cursor = self._events.find(
             {"desk_id": {"$in": desk_ids}, "_id": span},
@@ -179,11 +239,11 @@ class EventLog:
         )
         for document in cursor.sort([("desk_id", ASCENDING), ("_id", DESCENDING)]):
             newest.setdefault(document["desk_id"], document)
-        return [
-            dict(newest[desk_id]["desk"])
-            for desk_id in desk_ids
-            if desk_id in newest and newest[desk_id]["type"] != DELETED
-        ]
+        return {
+            desk_id: dict(event["desk"])
+            for desk_id, event in newest.items()
+            if event["type"] != DELETED
+        }
 
     def _count(self, kind: str, span: Document) -> int:
         return self._events.count_documents({"type": kind, "_id": span})

@@ -1,9 +1,11 @@
 """SQLite underneath: connections, one transaction per write, the schema, wake-ups on commit.
 
 A file store runs in WAL mode: readers never block the writer nor see uncommitted data, and
-several processes share one file. Writers in this process queue on a lock, then take SQLite's
-write lock with BEGIN IMMEDIATE (other processes wait up to the busy timeout). `:memory:` is a
-throwaway store private to this process: one connection, every access under the lock.
+several processes share one file. Writers in this process queue on a lock, then with the
+writers of other processes on a file lock (`embedded.writers`), then take SQLite's write lock
+with BEGIN IMMEDIATE: SQLite's busy handler, which sleeps, only meets writers that bypass the
+queue. `:memory:` is a throwaway store private to this process: one connection, every access
+under the lock.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pymongo.errors import AutoReconnect, InvalidOperation, OperationFailure
+
+from embedded.writers import WriterQueue
 
 log = logging.getLogger("embedded")
 
@@ -122,6 +126,7 @@ class Engine:
         if not self.memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._write_lock = FairLock()
+        self._writers = None if self.memory else WriterQueue(self.path)
         self._writer_thread: int | None = None
         self._transaction = False  # the open write is a session's transaction
         self._aborted: OperationFailure | None = None  # why that transaction must not commit
@@ -193,25 +198,36 @@ class Engine:
                     yield connection
                 return
             self._check_open()
-            with _translated():
+            with self._queued(), _translated():
                 connection.execute("BEGIN IMMEDIATE")
-            self._writer_thread = threading.get_ident()
-            self._aborted = None
-            self._transaction = transaction
-            try:
-                with _translated():
+                self._writer_thread = threading.get_ident()
+                self._aborted = None
+                self._transaction = transaction
+                try:
                     yield connection
                     if self._aborted is not None:
                         raise self._aborted
                     connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
-            finally:
-                self._writer_thread = None
-                self._transaction = False
+                except BaseException:
+                    if connection.in_transaction:
+                        connection.execute("ROLLBACK")
+                    raise
+                finally:
+                    self._writer_thread = None
+                    self._transaction = False
         self._notify()
+
+    @contextmanager
+    def _queued(self) -> Iterator[None]:
+        """Hold the place of this process in the queue of the store's writers, if any."""
+        if self._writers is None:
+            yield
+            return
+        self._writers.acquire()
+        try:
+            yield
+        finally:
+            self._writers.release()
 
     def abort_transaction(self, cause: BaseException) -> None:
         """Doom this thread's session transaction, if one is open, as a write error inside it
@@ -355,6 +371,8 @@ class Engine:
                 idle, self._idle = self._idle, []
             for connection in [*idle, self._writer]:
                 connection.close()
+            if self._writers is not None:
+                self._writers.close()
 
 
 def no_such_transaction(cause: BaseException) -> OperationFailure:

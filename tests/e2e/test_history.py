@@ -139,3 +139,38 @@ def test_the_registry_as_of_each_seq_of_a_desks_life(system):
     status, body = http("GET", f"{api}?as_of=6")
     assert status == 422 and "as_of" in body["errors"]["query"]
     assert http("GET", f"{api}?as_of=-1")[0] == 422
+
+
+def test_a_registry_read_by_cursor_is_every_desk_once_in_order_however_it_changes_meanwhile(
+    system,
+):
+    api = f"{system.api_url}/api/desks"
+    for n in range(7):
+        assert http("POST", api, {"name": f"Mesa {n}", "width": 100 + n, "height": 50})[0] == 201
+    wait_until(lambda: system.events.head() == 7)
+    status, everything = http("GET", f"{api}?as_of=7&page_size=100")
+    assert status == 200 and len(everything) == 7
+
+    def read(url):
+        with urllib.request.urlopen(url, timeout=10) as response:
+            link = response.headers["Link"]
+            total = json.loads(response.headers["X-Pagination"])["total"]
+            return json.load(response), link, response.headers["X-Event-Seq"], total
+
+    # Without as_of the cursor reads the registry at the log's head, and says which seq.
+    walked, link, seq, total = read(f"{api}?after=0&page_size=3")
+    assert (seq, total) == ("7", 7)
+    pages = 1
+    # Writes between pages change nothing: every page is as of the first page's seq.
+    http("DELETE", f"{api}/{everything[4]['id']}")
+    http("POST", api, {"name": "Later", "width": 1, "height": 1})
+    while link is not None:
+        assert link.endswith('>; rel="next"') and "as_of=7" in link
+        page, link, seq, total = read(system.api_url + link[1 : link.index(">")])
+        assert (seq, total) == ("7", 7)
+        walked += page
+        pages += 1
+    assert walked == everything and pages == 3
+    # A page number counts from the cursor; a cursor at the end gives an empty last page.
+    assert read(f"{api}?as_of=7&after=2&page=2&page_size=2")[0] == everything[4:6]
+    assert read(f"{api}?as_of=7&after=7")[:2] == ([], None)

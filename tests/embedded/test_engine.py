@@ -14,7 +14,7 @@ import pytest
 from pymongo.errors import AutoReconnect
 
 from embedded import EmbeddedClient
-from embedded.engine import FairLock, StoreFormatError
+from embedded.engine import Engine, FairLock, StoreFormatError
 from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,3 +188,69 @@ def test_engine_clean_close_folds_the_write_ahead_log_into_the_file(store_path):
     assert not Path(store_path + "-wal").exists()
     with EmbeddedClient(store_path) as reopened:
         assert reopened["db"].desks.count_documents({}) == 1
+
+
+def _blocked_on(lock_file: str) -> bool:
+    """Tell whether some process waits in flock(2) for `lock_file` (a `->` line of /proc/locks)."""
+    if not Path(lock_file).exists():
+        return False
+    inode = Path(lock_file).stat().st_ino
+    lines = Path("/proc/locks").read_text().splitlines()
+    return any("->" in line and f":{inode} " in line for line in lines)
+
+
+def test_engine_a_writer_of_another_process_queues_for_the_lock_instead_of_meeting_busy(
+    store_path,
+):
+    # With no busy timeout, a writer that found SQLite's write lock held would fail at once
+    # ("database is locked"): it must wait in the writers' queue and go on when it is free.
+    holder = Engine(store_path, busy_timeout=0)
+    with holder.write() as connection:
+        connection.execute("INSERT INTO meta (key, value) VALUES ('holder', 1)")
+        other = python(
+            """
+            import sys
+            from embedded.engine import Engine
+            engine = Engine(sys.argv[1], busy_timeout=0)
+            with engine.write() as connection:
+                connection.execute("INSERT INTO meta (key, value) VALUES ('other', 2)")
+            engine.close()
+            """,
+            store_path,
+        )
+        wait_until(
+            lambda: other.poll() is not None or _blocked_on(store_path + "-writers.lock"),
+            timeout=30,
+        )
+        assert other.poll() is None, other.communicate()
+    _, stderr = other.communicate(timeout=60)
+    assert other.returncode == 0, stderr
+    with holder.read() as connection:
+        rows = connection.execute("SELECT key FROM meta WHERE key IN ('holder', 'other')")
+        assert sorted(key for (key,) in rows) == ["holder", "other"]
+    holder.close()
+
+
+def test_engine_writers_of_several_processes_never_wait_in_sqlites_busy_handler(store_path):
+    # Four processes writing as fast as they can, none allowed to wait on SQLite's lock.
+    Engine(store_path).close()
+    code = """
+        import sys
+        from embedded.engine import Engine
+        engine = Engine(sys.argv[1], busy_timeout=0)
+        for n in range(300):
+            with engine.write() as connection:
+                connection.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, 1)", (f"{sys.argv[2]}:{n}",)
+                )
+        engine.close()
+    """
+    writers = [python(code, store_path, str(k)) for k in range(4)]
+    for writer in writers:
+        _, stderr = writer.communicate(timeout=120)
+        assert writer.returncode == 0, stderr
+    engine = Engine(store_path)
+    with engine.read() as connection:
+        (count,) = connection.execute("SELECT count(*) FROM meta WHERE key LIKE '%:%'").fetchone()
+    engine.close()
+    assert count == 1200
