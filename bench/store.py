@@ -127,18 +127,22 @@ class Up:
         self.port, self.ws = port, f"ws://127.0.0.1:{ws_port}/"
 
     def memory(self) -> dict[str, float]:
-        """Return the resident set size now and at its peak, in MiB, of `desks up` and its
-        children (gunicorn's arbiter and workers serve the API), summed."""
-        totals = {"VmRSS": 0.0, "VmHWM": 0.0}
+        """Return the memory of `desks up` and its children (gunicorn's arbiter and workers
+        serve the API), in MiB: resident set size now and at its peak, summed, and the
+        proportional set size (PSS: each shared page divided among the processes sharing it,
+        so pages the workers share with each other count once in all)."""
+        totals = {"VmRSS": 0.0, "VmHWM": 0.0, "Pss": 0.0}
         for pid in process_tree(self.process.pid):
             try:
                 status = Path(f"/proc/{pid}/status").read_text()
-            except FileNotFoundError:
+                rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            except (FileNotFoundError, ProcessLookupError):
                 continue
             fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            fields.update(line.split(":", 1) for line in rollup.splitlines()[1:] if ":" in line)
             for key in totals:
                 totals[key] += int(fields[key].split()[0]) / 1024
-        return totals
+        return {key: round(value, 1) for key, value in totals.items()}
 
     def close(self) -> None:
         self.process.terminate()

@@ -1,6 +1,8 @@
 // The live dashboard: a REST snapshot kept current by the broadcaster's events
 // (docs/events.md, "A dashboard, step by step"). No framework, no build step.
 
+import { DeskTable } from "./table.js";
+
 const PAGE_SIZE = 100; // the live first page: it paints at once
 const SNAPSHOT_PAGE_SIZE = 1000; // the API's largest page, for the registry as of one seq
 const FEED_SIZE = 50;
@@ -11,7 +13,6 @@ const $ = (id) => document.getElementById(id);
 const broadcasterUrl = document.querySelector('meta[name="desks-broadcaster"]').content;
 
 const state = {
-  desks: new Map(), // id -> desk, as last applied
   seq: null, // the last seq applied (or the snapshot's X-Event-Seq)
   epoch: null, // the log the seq belongs to, from hello
   socket: null,
@@ -22,6 +23,9 @@ const state = {
   editing: null, // {id, version} while the form edits a desk
   token: sessionStorage.getItem("desks-token") || "", // this tab only, never a cookie
 };
+
+// The desks, in order; only the rows around the view are in the document.
+const table = new DeskTable($("desks").tBodies[0], $("desks-scroll"), row, flash);
 
 // -- REST -----------------------------------------------------------------------------------
 
@@ -57,11 +61,12 @@ function totalOf(headers) {
 // The first page is live; with more desks than a page, the registry is read as of that
 // page's seq, so the pages agree with each other and with the replay. Each page's Link
 // names the next by a cursor: the whole registry costs one read of each desk.
-async function loadSnapshot() {
+async function loadSnapshot(showFirst) {
   const first = await api("GET", `/api/desks?page_size=${PAGE_SIZE}`);
   const seq = Number(first.headers.get("X-Event-Seq"));
   let desks = first.data;
   if (totalOf(first.headers) > desks.length) {
+    showFirst(desks); // while the rest loads
     desks = [];
     let path = `/api/desks?as_of=${seq}&after=0&page_size=${SNAPSHOT_PAGE_SIZE}`;
     while (path) {
@@ -85,7 +90,9 @@ async function start(reason) {
   closeSocket();
   for (;;) {
     try {
-      const snapshot = await loadSnapshot();
+      const snapshot = await loadSnapshot((desks) => {
+        if (generation === state.generation) replaceAll(desks);
+      });
       if (generation !== state.generation) return;
       replaceAll(snapshot.desks);
       state.seq = snapshot.seq;
@@ -207,65 +214,30 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // -- the table ------------------------------------------------------------------------------
 
-const order = (a, b) =>
-  String(a.created_at ?? "").localeCompare(String(b.created_at ?? "")) ||
-  String(a.id).localeCompare(String(b.id));
-
 function replaceAll(desks) {
-  state.desks = new Map(desks.map((desk) => [String(desk.id), desk]));
-  const body = $("desks").tBodies[0];
-  body.replaceChildren(...[...state.desks.values()].sort(order).map(row));
+  table.replaceAll(desks);
   showCount();
 }
 
 // An event applies only if it is newer than what the table holds (version 0: unversioned).
 function upsert(desk, version) {
   const id = String(desk.id);
-  const held = state.desks.get(id);
+  const held = table.get(id);
   if (held && version && Number(held.version) >= version) return;
-  state.desks.set(id, desk);
-  const body = $("desks").tBodies[0];
-  const existing = rowOf(id);
-  const fresh = row(desk);
-  if (existing) {
-    for (const [index, cell] of [...fresh.cells].entries()) {
-      if (cell.textContent !== existing.cells[index].textContent) flash(cell);
-    }
-    existing.replaceWith(fresh);
-  } else {
-    const after = [...body.rows].find((other) => !other.dataset.gone && order(desk, rowDesk(other)) < 0);
-    body.insertBefore(fresh, after ?? null);
-    fresh.classList.add("appear");
-  }
+  table.put(desk);
   if (state.editing && state.editing.id === id) state.editing.current = desk.version;
   showCount();
 }
 
 function remove(id, version) {
   id = String(id);
-  const held = state.desks.get(id);
+  const held = table.get(id);
   if (!held || (version && Number(held.version) > version)) return;
-  state.desks.delete(id);
-  const existing = rowOf(id);
-  if (existing) {
-    existing.dataset.gone = "true";
-    existing.classList.add("fade");
-    const drop = () => existing.remove();
-    existing.addEventListener("animationend", drop, { once: true });
-    setTimeout(drop, 1000); // reduced motion: no animation, no animationend
-  }
+  table.delete(id);
   if (state.editing && state.editing.id === id) {
     showMessage("This desk was just deleted by someone else.");
   }
   showCount();
-}
-
-function rowOf(id) {
-  return [...$("desks").tBodies[0].rows].find((r) => r.dataset.id === id && !r.dataset.gone);
-}
-
-function rowDesk(tr) {
-  return state.desks.get(tr.dataset.id) ?? { id: tr.dataset.id, created_at: tr.dataset.created };
 }
 
 function row(desk) {
@@ -321,7 +293,7 @@ function deleteButton(id, name) {
       }, 5000);
       return;
     }
-    const held = state.desks.get(id);
+    const held = table.get(id);
     try {
       await api("DELETE", `/api/desks/${encodeURIComponent(id)}`, undefined, ifMatch(held));
     } catch (error) {
@@ -344,7 +316,7 @@ function flash(element) {
 }
 
 function showCount() {
-  const count = state.desks.size;
+  const count = table.size;
   $("count").textContent = `(${count})`;
   $("empty").hidden = count > 0;
 }
@@ -354,7 +326,7 @@ function showCount() {
 const FIELDS = ["name", "width", "height"];
 
 function edit(id) {
-  const desk = state.desks.get(id);
+  const desk = table.get(id);
   if (!desk) return;
   state.editing = { id, version: desk.version, current: desk.version };
   $("name").value = desk.name ?? "";

@@ -5,23 +5,25 @@ from __future__ import annotations
 import json
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 from playwright.sync_api import expect
 
 from desks.bson_json import key_text
+from desks.desk import utc_now
 from tests.browser.conftest import screenshot
 from tests.conftest import wait_until
 from tests.e2e.conftest import http
 from tests.odd_documents import odd_desks
 
-ROWS = "#desks tbody tr:not([data-gone])"
+ROWS = "#desks tbody tr[data-id]:not([data-gone])"
 
 # Records every (desk id, version) the table ever shows, from before the first paint.
 RECORD_VERSIONS = """
 window.seen = [];
 new MutationObserver(() => {
-  for (const row of document.querySelectorAll("#desks tbody tr:not([data-gone])")) {
+  for (const row of document.querySelectorAll("#desks tbody tr[data-id]:not([data-gone])")) {
     window.seen.push([row.dataset.id, Number(row.cells[2].textContent)]);
   }
 }).observe(document, {childList: true, subtree: true});
@@ -300,3 +302,39 @@ def test_desks_written_around_the_api_are_shown_with_what_they_have(system, open
     expect(page.locator("#history-body tbody tr")).to_have_count(len(documents))
     row(page, "integer id").get_by_role("button", name="History of integer id").click()
     expect(page.locator("#history-body li")).to_have_count(1)
+
+
+def test_a_large_registry_keeps_only_the_rows_in_view_in_the_page_each_right_when_shown(
+    system, open_page
+):
+    now = utc_now()
+    count = 1500
+    system.store.desks.insert_many(
+        [
+            {"name": f"Desk {n:05}", "width": 100, "height": 50, "version": 1}
+            | {"created_at": now + timedelta(milliseconds=n), "updated_at": now}
+            for n in range(count)
+        ]
+    )
+    wait_until(lambda: system.events.head() == count, timeout=60)
+    page = open_page()
+    expect(page.locator("#count")).to_have_text(f"({count})")
+    expect(page.locator("#status")).to_have_attribute("data-state", "live")
+    rendered = page.locator(ROWS).count()
+    assert 0 < rendered < 400  # the rows around the view, not 1,500
+    expect(page.locator(ROWS).first).to_contain_text("Desk 00000")
+    # Changed while far out of view, shown as it is now when scrolled to.
+    first_id = page.locator(ROWS).first.get_attribute("data-id")
+    status, _ = http("PATCH", f"{system.api_url}/api/desks/{first_id}", {"width": 321})
+    assert status == 200
+    page.evaluate(
+        "s => { s.scrollTop = s.scrollHeight; }", page.locator("#desks-scroll").element_handle()
+    )
+    expect(page.locator(ROWS).last).to_contain_text(f"Desk {count - 1:05}")
+    assert page.locator(ROWS).count() < 400
+    expect(row(page, "Desk 00000")).to_have_count(0)
+    http("POST", f"{system.api_url}/api/desks", {"name": "Newest", "width": 1, "height": 1})
+    expect(page.locator(ROWS).last).to_contain_text("Newest")  # placed at its end, in view
+    expect(page.locator("#count")).to_have_text(f"({count + 1})")
+    page.evaluate("s => { s.scrollTop = 0; }", page.locator("#desks-scroll").element_handle())
+    expect(row(page, "Desk 00000")).to_contain_text("321 × 50")
