@@ -99,7 +99,7 @@ class DeskCollection(MethodView):
     @blp.paginate(max_page_size=MAX_PAGE_SIZE)
     def get(
         self, args: dict[str, Any], pagination_parameters: PaginationParameters
-    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    ) -> tuple[list[dict[str, Any]] | Response, dict[str, str]]:
         """List desks, oldest first, optionally filtered by name; `as_of` for the past."""
         if "as_of" in args or "after" in args:
             return _as_of(args, pagination_parameters)
@@ -204,7 +204,7 @@ class DeskTimeline(MethodView):
 
 def _as_of(
     args: dict[str, Any], pagination: PaginationParameters
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
+) -> tuple[Response, dict[str, str]]:
     log = event_log()
     head = log.head()
     seq, name, after = args.get("as_of", head), args.get("name"), args.get("after")
@@ -221,7 +221,9 @@ def _as_of(
         if name is not None:
             query["name"] = name
         headers["Link"] = f'<{url_for("desks.DeskCollection", **query)}>; rel="next"'
-    return page.desks, headers
+    # The log holds each desk as DeskSchema shows it (desk_json): dumping 1,000 of them again
+    # took a fifth of a page's time.
+    return Response(current_app.json.dumps(page.desks), mimetype="application/json"), headers
 
 
 def _created(document: dict[str, Any], replayed: bool) -> Outcome:

@@ -148,11 +148,13 @@ class EventLog:
         more = False
         wanted = skip + limit + 1 if pattern is None else 0
         for batch in self._entered(span, wanted, after):
-            states = self._states([desk_id for _, desk_id in batch], span)
+            states, first = self._states([desk_id for _, desk_id in batch], span)
             for entered, desk_id in batch:
                 desk = states.get(desk_id)
                 if desk is None or (pattern is not None and not _holds(desk.get("name"), pattern)):
                     continue
+                if after is not None and first[desk_id] <= after:
+                    continue  # re-created with its old id: listed where it first entered
                 if skip <= found < skip + limit:
                     page.append(to_json(desk))
                     last = entered
@@ -194,34 +196,17 @@ class EventLog:
                 seen.add(desk_id)
                 batch.append((int(document["_id"]), desk_id))
                 if len(batch) >= size:
-                    yield self._first_entries(batch, span, after)
+                    yield batch
                     batch, size = [], AS_OF_BATCH
         if batch:
-            yield self._first_entries(batch, span, after)
-
-    def _first_entries(
-        self, batch: list[tuple[int, str]], span: Document, after: int | None
-    ) -> list[tuple[int, str]]:
-        """Drop from `batch` the desks that entered the span before `after` already."""
-        if after is None or after <= span["$gt"]:
-            return batch
-        earlier = self._events.find(
-            {
-                "desk_id": {"$in": [desk_id for _, desk_id in batch]},
-                "type": {"$in": [DESK_SNAPSHOT, CREATED]},
-                "_id": {"$gt": span["$gt"], "$lte": after},
-            },
-            projection={"desk_id": 1},
-        )
-        listed = {document["desk_id"] for document in earlier}
-        return [(entered, desk_id) for entered, desk_id in batch if desk_id not in listed]
+            yield batch
 
     def _named_before(self, span: Document, after: int, pattern: re.Pattern[str]) -> int:
         """Count the desks entered by `after` whose name holds `pattern` (a filtered total)."""
         before = {"$gt": span["$gt"], "$lte": after}
         count = 0
         for batch in self._entered(before, 0):
-            states = self._states([desk_id for _, desk_id in batch], span)
+            states, _ = self._states([desk_id for _, desk_id in batch], span)
             count += sum(
                 1
                 for _, desk_id in batch
@@ -229,21 +214,28 @@ class EventLog:
             )
         return count
 
-    def _states(self, desk_ids: list[str], span: Document) -> dict[str, Document]:
+    def _states(
+        self, desk_ids: list[str], span: Document
+    ) -> tuple[dict[str, Document], dict[str, int]]:
         """Return the desks of `desk_ids` that are not deleted at the end of `span`, by id,
-        as their newest event in `span` shows them."""
+        as their newest event in `span` shows them, and where each first entered the span."""
         newest: dict[str, Document] = {}
+        first: dict[str, int] = {}
         cursor = self._events.find(
             {"desk_id": {"$in": desk_ids}, "_id": span},
             projection={"desk_id": 1, "type": 1, "desk": 1},
         )
         for document in cursor.sort([("desk_id", ASCENDING), ("_id", DESCENDING)]):
-            newest.setdefault(document["desk_id"], document)
-        return {
+            desk_id = document["desk_id"]
+            newest.setdefault(desk_id, document)
+            if document["type"] in (DESK_SNAPSHOT, CREATED):
+                first[desk_id] = int(document["_id"])  # oldest last
+        states = {
             desk_id: dict(event["desk"])
             for desk_id, event in newest.items()
             if event["type"] != DELETED
         }
+        return states, first
 
     def _count(self, kind: str, span: Document) -> int:
         return self._events.count_documents({"type": kind, "_id": span})
