@@ -67,6 +67,9 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.e2e --desks 10000 --dashboards 100 --rates 100,200,400,800
 	$(BIN)/python -m bench.e2e --desks 100000 --dashboards 100 --rates 100,200,400,800
 	$(BIN)/python -m bench.takeover --ttl 2 --rounds 5
+	$(BIN)/python -m bench.write_path --reps 3 --writes 3000
+	$(BIN)/python -m bench.write_path --reps 3 --writes 3000 --settle 8
+	$(BIN)/python -m bench.dashboard --desks 0 20000 100000 --reps 3
 	$(BIN)/python -m bench.http_load --connections 500 --seconds 20 --rate 1
 	$(BIN)/python -m bench.charts
 

@@ -132,7 +132,8 @@ class Cursor:
                     self._limit,
                     self._stats,
                 )
-                self._results = (documents.project(doc, self._projection) for _, doc in selected)
+                project = documents.projector(self._projection)
+                self._results = (project(doc) for _, doc in selected)
         return self._results
 
     def __iter__(self) -> Cursor:

@@ -8,7 +8,7 @@ holds data lends them to us, with the original filter (which positional `$` upda
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cmp_to_key
 from typing import Any
 
@@ -110,25 +110,35 @@ def upsert_seed(filter: Mapping[str, Any], update: Any, replacing: bool) -> Docu
 
 def project(document: Document, projection: Any) -> Document:
     """Return the fields of `document` that `projection` asks for."""
+    return projector(projection)(document)
+
+
+def projector(projection: Any) -> Callable[[Document], Document]:
+    """Return what projects each document as `projection` asks: read once for a cursor's
+    many documents."""
     if projection is None:
-        return document
+        return lambda document: document
     simple = _top_level(projection)
     if simple is not None:
         including, fields, with_id = simple
         if including:  # fields in the document's order, as MongoDB returns them
-            return {
-                name: value
-                for name, value in document.items()
-                if name in fields or (with_id and name == "_id")
+            if with_id:
+                fields = fields | {"_id"}
+            return lambda document: {
+                name: value for name, value in document.items() if name in fields
             }
-        return {
-            name: value
-            for name, value in document.items()
-            if name not in fields and (with_id or name != "_id")
+        if not with_id:
+            fields = fields | {"_id"}
+        return lambda document: {
+            name: value for name, value in document.items() if name not in fields
         }
-    spec = copy.deepcopy(projection)  # mongomock pops keys out of the spec while projecting
-    projected: Document = _OPERATORS._copy_only_fields(document, spec, dict)
-    return projected
+
+    def full(document: Document) -> Document:
+        spec = copy.deepcopy(projection)  # mongomock pops keys out of the spec as it projects
+        projected: Document = _OPERATORS._copy_only_fields(document, spec, dict)
+        return projected
+
+    return full
 
 
 def _top_level(projection: Any) -> tuple[bool, set[str], bool] | None:

@@ -29,6 +29,8 @@ Row = tuple[int, Document]  # (record id, document)
 Connect = Callable[[], AbstractContextManager[sqlite3.Connection]]
 
 SCAN_BATCH = 512
+# Key ranges (an $in's values) read in one read transaction before their rows are yielded.
+RANGES_PER_READ = 64
 _MAX_POINTS = 1000  # $in lists longer than this are scanned, not looked up one by one
 _RANGE_OPERATORS = {"$gt", "$gte", "$lt", "$lte"}
 
@@ -252,11 +254,40 @@ def scan(
     if plan_.index is None:
         yield from _table_scan(connect, collection, stats, offset, batches)
         return
-    ranges = reversed(plan_.ranges) if plan_.reverse else plan_.ranges
-    for low, high in ranges:
+    ranges = list(reversed(plan_.ranges) if plan_.reverse else plan_.ranges)
+    if len(ranges) == 1:
+        low, high = ranges[0]
         yield from _index_scan(
             connect, collection, plan_.index, low, high, plan_.reverse, stats, offset, batches
         )
+        return
+    # Many ranges (an $in: one per value): each costs a query, but not a read transaction of
+    # its own; a group shares one, and a range with more rows than a batch goes on alone.
+    query = _IndexQuery(collection, plan_.index, plan_.reverse)
+    size = next(batches)  # a limit's worth, from each range
+    for start in range(0, len(ranges), RANGES_PER_READ):
+        group = ranges[start : start + RANGES_PER_READ]
+        with connect() as connection:
+            found = [(low, high, query.first(connection, low, high, size)) for low, high in group]
+        for low, high, rows in found:
+            for _, record, doc in rows:
+                stats.keys_examined += 1
+                stats.docs_examined += 1
+                yield record, bson.decode(doc)
+            if len(rows) == size:  # more in this range
+                resume = (rows[-1][0], rows[-1][1])
+                yield from _index_scan(
+                    connect,
+                    collection,
+                    plan_.index,
+                    low,
+                    high,
+                    plan_.reverse,
+                    stats,
+                    0,
+                    _batch_sizes(size * 4),
+                    resume,
+                )
 
 
 def count(connect: Connect, collection: Collection, plan_: Plan, stats: Stats) -> int:
@@ -310,6 +341,59 @@ def _table_scan(
         last = rows[-1][0]
 
 
+class _IndexQuery:
+    """The SQL that reads one key range of an index (or of the ids) in order, with documents."""
+
+    def __init__(self, collection: Collection, index: Index, reverse: bool) -> None:
+        table = collection.table
+        if index is ID:
+            self.select = f"SELECT id, rid, doc FROM {table} c WHERE id >= ?"
+            self.key, self.rid = "id", "rid"
+        else:
+            self.select = (
+                f"SELECT i.key, i.rid, c.doc FROM {index.table} i JOIN {table} c "
+                "ON c.rid = i.rid WHERE i.key >= ?"
+            )
+            self.key, self.rid = "i.key", "i.rid"
+        direction = "DESC" if reverse else "ASC"
+        self.order = f" ORDER BY {self.key} {direction}, {self.rid} {direction} LIMIT ?"
+        self.after = "<" if reverse else ">"
+
+    def first(
+        self,
+        connection: sqlite3.Connection,
+        low: bytes,
+        high: bytes | None,
+        batch: int,
+        offset: int = 0,
+    ) -> list[Any]:
+        """Return the first `batch` rows (key, rid, doc) of the range, past `offset`."""
+        select, bounds = self._bounded(low, high)
+        return connection.execute(
+            select + self.order + " OFFSET ?", (*bounds, batch, offset)
+        ).fetchall()
+
+    def next(
+        self,
+        connection: sqlite3.Connection,
+        low: bytes,
+        high: bytes | None,
+        batch: int,
+        resume: tuple[bytes, int],
+    ) -> list[Any]:
+        """Return the `batch` rows of the range that follow the row `resume` (key, rid)."""
+        select, bounds = self._bounded(low, high)
+        return connection.execute(
+            select + f" AND ({self.key}, {self.rid}) {self.after} (?, ?)" + self.order,
+            (*bounds, *resume, batch),
+        ).fetchall()
+
+    def _bounded(self, low: bytes, high: bytes | None) -> tuple[str, list[Any]]:
+        if high is None:
+            return self.select, [low]
+        return self.select + f" AND {self.key} < ?", [low, high]
+
+
 def _index_scan(
     connect: Connect,
     collection: Collection,
@@ -320,37 +404,16 @@ def _index_scan(
     stats: Stats,
     offset: int,
     batches: Iterator[int],
+    resume: tuple[bytes, int] | None = None,
 ) -> Iterator[Row]:
-    table = collection.table
-    if index is ID:
-        select = f"SELECT id, rid, doc FROM {table} c WHERE id >= ?"
-        key, rid = "id", "rid"
-    else:
-        select = (
-            f"SELECT i.key, i.rid, c.doc FROM {index.table} i JOIN {table} c ON c.rid = i.rid "
-            "WHERE i.key >= ?"
-        )
-        key, rid = "i.key", "i.rid"
-    bounds: list[Any] = [low]
-    if high is not None:
-        select += f" AND {key} < ?"
-        bounds.append(high)
-    direction = "DESC" if reverse else "ASC"
-    order = f" ORDER BY {key} {direction}, {rid} {direction} LIMIT ?"
-    after = "<" if reverse else ">"
-    resume: tuple[bytes, int] | None = None
+    query = _IndexQuery(collection, index, reverse)
     while True:
         batch = next(batches)
         with connect() as connection:
             if resume is None:
-                rows = connection.execute(
-                    select + order + " OFFSET ?", (*bounds, batch, offset)
-                ).fetchall()
+                rows = query.first(connection, low, high, batch, offset)
             else:
-                rows = connection.execute(
-                    select + f" AND ({key}, {rid}) {after} (?, ?)" + order,
-                    (*bounds, *resume, batch),
-                ).fetchall()
+                rows = query.next(connection, low, high, batch, resume)
         for _, record, doc in rows:
             stats.keys_examined += 1
             stats.docs_examined += 1
