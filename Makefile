@@ -58,6 +58,8 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.store catchup --backlog 100000
 	$(BIN)/python -m bench.store events --events 1000000
 	$(BIN)/python -m bench.store wakeup --writes 500
+	$(BIN)/python -m bench.store registry --desks 100000
+	$(BIN)/python -m bench.store registry --desks 20000 --by-page
 	$(BIN)/python -m bench.fanout --mode flood --clients 100,1000,5000 --events 200
 	$(BIN)/python -m bench.fanout --mode paced --clients 100 --rate 500 --seconds 10
 	$(BIN)/python -m bench.fanout --mode paced --clients 1000 --rate 50 --seconds 10

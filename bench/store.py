@@ -9,6 +9,8 @@ Each subcommand prints one line and writes a JSON record under bench/results/:
                                                     # desk's timeline, the registry as_of
     python -m bench.store wakeup --writes 500       # a commit in one process -> a stream in
                                                     # another
+    python -m bench.store registry --desks 100000   # a whole registry as of one seq, by cursor
+                                                    # (and --by-page, by page number)
 
 The store is a file in a temporary directory, prefilled through the engine (desks with
 insert_many, their events by a real watcher catching up), then served by `desks up` in its
@@ -320,6 +322,42 @@ def bench_events(args: argparse.Namespace, directory: str) -> dict[str, Any]:
         up.close()
 
 
+def bench_registry(args: argparse.Namespace, directory: str) -> dict[str, Any]:
+    """Read a whole registry as of one seq over HTTP, as the dashboard does: by cursor
+    (pages of 1,000 following Link rel=next) and, for comparison, by page number."""
+    path = os.path.join(directory, "store.sqlite3")
+    prefill(path, args.desks)
+    up = Up(path, free_port(), free_port())
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", up.port, timeout=600)
+        _, _, headers = request(connection, "GET", "/api/desks?page_size=1")
+        seq = headers["X-Event-Seq"]
+        figures: dict[str, Any] = {"parameters": {"desks": args.desks, "by_page": args.by_page}}
+        cursor_s = []
+        for _ in range(args.reps):
+            url: str | None = f"/api/desks?as_of={seq}&after=0&page_size=1000"
+            read, started = 0, time.perf_counter()
+            while url is not None:
+                status, page, headers = request(connection, "GET", url)
+                assert status == 200, page
+                read += len(page)
+                link = headers.get("Link")
+                url = link[1 : link.index(">")] if link else None
+            cursor_s.append(time.perf_counter() - started)
+            assert read == args.desks, read
+        figures["by_cursor_s"] = [round(s, 2) for s in cursor_s]
+        if args.by_page:
+            started, read, number = time.perf_counter(), 0, 1
+            while read < args.desks:
+                url = f"/api/desks?as_of={seq}&page={number}&page_size=100"
+                status, page, _ = request(connection, "GET", url)
+                read, number = read + len(page), number + 1
+            figures["by_page_number_s"] = round(time.perf_counter() - started, 2)
+        return figures
+    finally:
+        up.close()
+
+
 def bench_wakeup(args: argparse.Namespace, directory: str) -> dict[str, Any]:
     """Measure how long a commit in one process takes to reach a stream in another."""
     path = os.path.join(directory, "store.sqlite3")
@@ -360,6 +398,10 @@ def main() -> None:
     catchup.add_argument("--backlog", type=int, default=100_000)
     events = commands.add_parser("events")
     events.add_argument("--events", type=int, default=1_000_000)
+    registry = commands.add_parser("registry")
+    registry.add_argument("--desks", type=int, default=100_000)
+    registry.add_argument("--reps", type=int, default=3)
+    registry.add_argument("--by-page", action="store_true", help="also by page number (slow)")
     wakeup = commands.add_parser("wakeup")
     wakeup.add_argument("--writes", type=int, default=500)
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")
@@ -369,6 +411,7 @@ def main() -> None:
         "catchup": bench_catchup,
         "events": bench_events,
         "wakeup": bench_wakeup,
+        "registry": bench_registry,
     }
     with tempfile.TemporaryDirectory(prefix="desks-bench-") as directory:
         figures = run[args.command](args, directory)

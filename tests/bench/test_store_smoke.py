@@ -14,6 +14,7 @@ from tests.bench.conftest import run_benchmark
         ["catchup", "--backlog", "50"],
         ["events", "--events", "300"],
         ["wakeup", "--writes", "5"],
+        ["registry", "--desks", "120", "--reps", "1", "--by-page"],
     ],
 )
 def test_store_benchmark_runs_and_records_its_figures(tmp_path, args):
