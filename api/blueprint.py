@@ -49,11 +49,23 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
 
     ARGUMENTS_PARSER = JsonBodyParser()
 
+    def _set_pagination_metadata(
+        self, page_params: Any, result: Any, headers: Any
+    ) -> tuple[Any, Any]:
+        # Pages read by cursor count from the cursor, so page numbers of the whole list would
+        # name pages that are not there: such a page says only how many there are in all.
+        if getattr(page_params, "cursor", None) is not None:
+            headers = {} if headers is None else headers
+            headers[self.PAGINATION_HEADER_NAME] = json.dumps({"total": page_params.item_count})
+            return result, headers
+        return super()._set_pagination_metadata(page_params, result, headers)  # type: ignore[no-any-return]
+
     def _document_pagination_metadata(self, spec: Any, resp_doc: dict[str, Any]) -> None:
         # The header carries JSON text; documenting it as an object schema would promise the
         # OpenAPI "simple" serialisation (k,v,k,v) instead, and clients would parse it wrongly.
         resp_doc.setdefault("headers", {})[self.PAGINATION_HEADER_NAME] = {
             "description": "Pagination metadata as JSON: total, total_pages, first_page, "
-            "last_page, page, previous_page, next_page",
+            "last_page, page, previous_page, next_page; for a page read by cursor (`after`), "
+            "total only (follow Link rel=next)",
             "schema": {"type": "string"},
         }

@@ -215,6 +215,7 @@ def _as_of(
         abort(422, errors={"query": {"as_of": [f"Unknown state: {unknown}."]}})
     page = log.as_of(seq, name, pagination.first_item, pagination.page_size, after)
     pagination.item_count = page.total
+    pagination.cursor = after  # X-Pagination then says only the total (Blueprint)
     headers = {"X-Event-Seq": str(seq)}
     if page.next is not None:
         query = {"as_of": seq, "after": page.next, "page_size": pagination.page_size}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pymongo.errors import AutoReconnect, InvalidOperation, OperationFailure
 
-from embedded.writers import WriterQueue
+from embedded.writers import QueueTimeout, WriterQueue
 
 log = logging.getLogger("embedded")
 
@@ -116,6 +116,7 @@ class Engine:
         path: str | os.PathLike[str] = MEMORY,
         synchronous: str = "FULL",
         busy_timeout: float = 30.0,
+        queue_timeout: float | None = None,
     ) -> None:
         if synchronous.upper() not in SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}")
@@ -123,6 +124,9 @@ class Engine:
         self.memory = self.path == MEMORY
         self._synchronous = synchronous.upper()
         self._busy_timeout = busy_timeout
+        # How long a writer waits behind other processes' writers (SQLite's busy timeout by
+        # default); after it, the store is unavailable (AutoReconnect), as when busy.
+        self._queue_timeout = busy_timeout if queue_timeout is None else queue_timeout
         if not self.memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._write_lock = FairLock()
@@ -223,7 +227,10 @@ class Engine:
         if self._writers is None:
             yield
             return
-        self._writers.acquire()
+        try:
+            self._writers.acquire(self._queue_timeout)
+        except (QueueTimeout, OSError) as error:
+            raise AutoReconnect(f"embedded store unavailable: {error}") from error
         try:
             yield
         finally:
@@ -366,6 +373,8 @@ class Engine:
             poller = self._poller
         if poller is not None:
             poller.join(1.0)
+        if self._writers is not None:
+            self._writers.close()  # a writer waiting behind another process gives up now
         with self._write_lock:
             with self._pool_lock:
                 idle, self._idle = self._idle, []

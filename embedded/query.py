@@ -265,8 +265,10 @@ def scan(
     # its own; a group shares one, and a range with more rows than a batch goes on alone.
     query = _IndexQuery(collection, plan_.index, plan_.reverse)
     size = next(batches)  # a limit's worth, from each range
-    for start in range(0, len(ranges), RANGES_PER_READ):
-        group = ranges[start : start + RANGES_PER_READ]
+    # With a limit (find_one), a range at a time: the first ones may be all it needs.
+    per_read = RANGES_PER_READ if size >= SCAN_BATCH else 1
+    for start in range(0, len(ranges), per_read):
+        group = ranges[start : start + per_read]
         with connect() as connection:
             found = [(low, high, query.first(connection, low, high, size)) for low, high in group]
         for low, high, rows in found:

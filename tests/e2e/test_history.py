@@ -173,4 +173,7 @@ def test_a_registry_read_by_cursor_is_every_desk_once_in_order_however_it_change
     assert walked == everything and pages == 3
     # A page number counts from the cursor; a cursor at the end gives an empty last page.
     assert read(f"{api}?as_of=7&after=2&page=2&page_size=2")[0] == everything[4:6]
+    with urllib.request.urlopen(f"{api}?as_of=7&after=3&page_size=2", timeout=10) as response:
+        # Page numbers of the whole list would name pages a cursor read does not have.
+        assert json.loads(response.headers["X-Pagination"]) == {"total": 7}
     assert read(f"{api}?as_of=7&after=7")[:2] == ([], None)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -204,14 +207,14 @@ def test_engine_a_writer_of_another_process_queues_for_the_lock_instead_of_meeti
 ):
     # With no busy timeout, a writer that found SQLite's write lock held would fail at once
     # ("database is locked"): it must wait in the writers' queue and go on when it is free.
-    holder = Engine(store_path, busy_timeout=0)
+    holder = Engine(store_path, busy_timeout=0, queue_timeout=60)
     with holder.write() as connection:
         connection.execute("INSERT INTO meta (key, value) VALUES ('holder', 1)")
         other = python(
             """
             import sys
             from embedded.engine import Engine
-            engine = Engine(sys.argv[1], busy_timeout=0)
+            engine = Engine(sys.argv[1], busy_timeout=0, queue_timeout=60)
             with engine.write() as connection:
                 connection.execute("INSERT INTO meta (key, value) VALUES ('other', 2)")
             engine.close()
@@ -237,7 +240,7 @@ def test_engine_writers_of_several_processes_never_wait_in_sqlites_busy_handler(
     code = """
         import sys
         from embedded.engine import Engine
-        engine = Engine(sys.argv[1], busy_timeout=0)
+        engine = Engine(sys.argv[1], busy_timeout=0, queue_timeout=60)
         for n in range(300):
             with engine.write() as connection:
                 connection.execute(
@@ -254,3 +257,96 @@ def test_engine_writers_of_several_processes_never_wait_in_sqlites_busy_handler(
         (count,) = connection.execute("SELECT count(*) FROM meta WHERE key LIKE '%:%'").fetchone()
     engine.close()
     assert count == 1200
+
+
+HOLD_A_WRITE = """
+    import sys
+    from embedded.engine import Engine
+    engine = Engine(sys.argv[1])
+    with engine.write() as connection:
+        connection.execute("INSERT INTO meta (key, value) VALUES ('held', 1)")
+        print("holding", flush=True)
+        sys.stdin.readline()  # until told to commit
+"""
+
+
+def test_engine_a_writer_behind_a_stalled_one_gives_up_at_its_timeout_and_close_ends_a_wait(
+    store_path,
+):
+    waiting = Engine(store_path, queue_timeout=0.2)  # opened (a write) before the holder
+    patient = Engine(store_path, queue_timeout=600)
+    holder = python(HOLD_A_WRITE, store_path, stdin=subprocess.PIPE)
+    assert holder.stdout.readline() == "holding\n"
+    with pytest.raises(AutoReconnect, match="held"):
+        with waiting.write() as connection:
+            connection.execute("INSERT INTO meta (key, value) VALUES ('late', 1)")
+    # A writer waiting as long as it likes still stops waiting when its store is closed.
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with patient.write() as connection:
+                connection.execute("INSERT INTO meta (key, value) VALUES ('never', 1)")
+        except AutoReconnect as error:
+            failures.append(error)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    wait_until(lambda: _blocked_on(store_path + "-writers.lock"))
+    patient.close()
+    writer.join(10)
+    assert not writer.is_alive() and len(failures) == 1
+    holder.communicate("commit\n", timeout=30)
+    assert holder.returncode == 0
+    with waiting.write() as connection:  # the lock is free again: it goes through at once
+        connection.execute("INSERT INTO meta (key, value) VALUES ('after', 1)")
+    with waiting.read() as connection:
+        keys = {key for (key,) in connection.execute("SELECT key FROM meta")}
+    assert {"held", "after"} <= keys and not {"late", "never"} & keys
+    waiting.close()
+
+
+def test_engine_a_forked_child_does_not_keep_a_killed_parents_write_lock(store_path):
+    # The parent forks (no exec) while holding a write, then dies by SIGKILL: its lock must
+    # die with it, not live on in the child's copy of the descriptor.
+    Engine(store_path).close()
+    parent = python(
+        """
+        import os, sys, time
+        from embedded.engine import Engine
+        engine = Engine(sys.argv[1])
+        with engine.write() as connection:
+            connection.execute("INSERT INTO meta (key, value) VALUES ('parent', 1)")
+            if os.fork() == 0:
+                time.sleep(600)  # a child that never touches the store
+                os._exit(0)
+            print("forked", flush=True)
+            time.sleep(600)
+        """,
+        store_path,
+        start_new_session=True,
+    )
+    try:
+        assert parent.stdout.readline() == "forked\n"
+        parent.kill()
+        parent.wait(10)
+        engine = Engine(store_path, queue_timeout=30)
+        with engine.write() as connection:  # before the child's 600 s are up
+            connection.execute("INSERT INTO meta (key, value) VALUES ('next', 1)")
+        engine.close()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(parent.pid, signal.SIGKILL)  # the child too
+        parent.communicate(timeout=10)
+
+
+def test_engine_the_writers_lock_file_has_the_mode_of_the_store(store_path):
+    engine = Engine(store_path)
+    os.chmod(store_path, 0o660)
+    Path(store_path + "-writers.lock").unlink()
+    second = Engine(store_path)  # creates the lock file again on its first write
+    with second.write() as connection:
+        connection.execute("INSERT INTO meta (key, value) VALUES ('x', 1)")
+    assert Path(store_path + "-writers.lock").stat().st_mode & 0o777 == 0o660
+    second.close()
+    engine.close()
