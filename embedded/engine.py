@@ -190,6 +190,7 @@ class Engine:
         a `member` (a write given the session) may join it: on MongoDB a write without the
         session is not part of the transaction, and here it could not be kept apart.
         """
+        arrived = time.monotonic()  # the queue's timeout counts the wait behind this process too
         with self._write_lock:
             connection = self._writer
             if self._writer_thread == threading.get_ident():
@@ -202,7 +203,7 @@ class Engine:
                     yield connection
                 return
             self._check_open()
-            with self._queued(), _translated():
+            with self._queued(arrived), _translated():
                 connection.execute("BEGIN IMMEDIATE")
                 self._writer_thread = threading.get_ident()
                 self._aborted = None
@@ -222,13 +223,13 @@ class Engine:
         self._notify()
 
     @contextmanager
-    def _queued(self) -> Iterator[None]:
+    def _queued(self, arrived: float) -> Iterator[None]:
         """Hold the place of this process in the queue of the store's writers, if any."""
         if self._writers is None:
             yield
             return
         try:
-            self._writers.acquire(self._queue_timeout)
+            self._writers.acquire(max(0.0, arrived + self._queue_timeout - time.monotonic()))
         except (QueueTimeout, OSError) as error:
             raise AutoReconnect(f"embedded store unavailable: {error}") from error
         try:

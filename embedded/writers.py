@@ -14,6 +14,7 @@ by the time the lock comes, the thread lets it go again.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
@@ -31,7 +32,8 @@ class WriterQueue:
     """An exclusive flock(2) on `<store>-writers.lock`, held around each write transaction.
 
     One per store and process; threads of the process queue before it (the engine's
-    FairLock), so one thread at a time acquires.
+    FairLock), so one thread at a time acquires. Every field is read and written under
+    `_state`, which the at-fork hooks hold across a fork.
     """
 
     def __init__(self, store_path: str) -> None:
@@ -43,6 +45,7 @@ class WriterQueue:
         self._waiting = False  # the waiter thread is in flock(2) (or about to be)
         self._wanted = False  # a writer waits for the waiter thread's flock
         self._closed = False
+        self._error: OSError | None = None  # why the waiter's flock(2) failed
         _queues.add(self)
 
     def acquire(self, timeout: float) -> None:
@@ -56,28 +59,47 @@ class WriterQueue:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    self._waiting = True
-                    threading.Thread(target=self._wait, args=(fd,), daemon=True).start()
+                    self._start_waiter(fd)
                 else:
                     self._held = True
                     return
             # Contended (or a wait given up earlier is still in the kernel: it is ours now).
             self._wanted = True
-            deadline = time.monotonic() + timeout
-            while not self._held:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._closed:
-                    self._wanted = False
-                    raise QueueTimeout(f"another writer held {self.path} for {timeout:g} s")
-                self._state.wait(remaining)
-            self._wanted = False
+            try:
+                deadline = time.monotonic() + timeout
+                while not self._held:
+                    if not self._waiting:
+                        raise OSError(f"waiting for {self.path} failed: {self._error}")
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self._closed:
+                        raise QueueTimeout(f"another writer held {self.path} for {timeout:g} s")
+                    self._state.wait(remaining)
+            except BaseException:
+                # Given up (a timeout, a close, a signal handler's exception): a lock granted
+                # meanwhile goes straight back, or no one here would ever release it.
+                if self._held:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    self._held = False
+                    self._close_if_done()
+                raise
+            finally:
+                self._wanted = False
+
+    def _start_waiter(self, fd: int) -> None:
+        self._waiting, self._error = True, None
+        try:
+            threading.Thread(target=self._wait, args=(fd,), daemon=True).start()
+        except RuntimeError as error:  # no thread to be had: no wait either
+            self._waiting = False
+            raise OSError(f"cannot wait for {self.path}: {error}") from error
 
     def _wait(self, fd: int) -> None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:
+        except OSError as error:
             with self._state:
-                self._waiting = False
+                self._waiting, self._error = False, error
+                self._close_if_done()
                 self._state.notify_all()
             return
         with self._state:
@@ -86,9 +108,7 @@ class WriterQueue:
                 self._held = True
             else:  # the writer gave up meanwhile: let the next one in
                 fcntl.flock(fd, fcntl.LOCK_UN)
-                if self._closed and self._fd == fd:
-                    os.close(fd)
-                    self._fd = None
+                self._close_if_done()
             self._state.notify_all()
 
     def release(self) -> None:
@@ -97,45 +117,74 @@ class WriterQueue:
             if self._held and self._fd is not None:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
             self._held = False
+            self._close_if_done()
 
     def close(self) -> None:
-        """End any wait at once; close the lock file once no write holds it (call again
-        after the last write)."""
+        """End any wait at once; the lock file is closed once no write holds it."""
         with self._state:
             self._closed = True
             self._state.notify_all()
-            if self._fd is not None and not self._waiting and not self._held:
-                os.close(self._fd)
-                self._fd = None
+            self._close_if_done()
+
+    def _close_if_done(self) -> None:
+        # Never while the waiter is in flock(2) on it, nor while a write holds it.
+        if self._closed and self._fd is not None and not self._waiting and not self._held:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
     def _descriptor(self) -> int:
         if self._fd is None:
             # The database's own mode, as SQLite gives its -wal and -shm files: a store shared
-            # by a group stays usable by the group. Read-only is enough for flock(2).
+            # by a group stays usable by the group. Opened for writing where it can be (an
+            # exclusive flock(2) on NFS needs it), else read-only, enough elsewhere.
             mode = os.stat(self.store_path).st_mode & 0o666
-            fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, mode)
+            flags = os.O_CREAT | os.O_CLOEXEC
             try:
-                if os.fstat(fd).st_uid == os.geteuid():
-                    os.fchmod(fd, mode)  # umask may have narrowed it
-            except OSError:
-                pass
-            self._fd = fd
+                self._fd = os.open(self.path, os.O_RDWR | flags, mode)
+            except PermissionError:
+                self._fd = os.open(self.path, os.O_RDONLY | flags, mode)
+            with contextlib.suppress(OSError):
+                if os.fstat(self._fd).st_uid == os.geteuid():
+                    os.fchmod(self._fd, mode)  # umask may have narrowed it
         return self._fd
 
     def _forked(self) -> None:
         # A child shares its parent's open file description, and with it any lock the parent
         # holds: keeping it open would keep that lock alive after the parent dies. Closing
         # the child's copy (never unlocking it) leaves the parent's lock as it is.
+        fd = self._fd
         self._state = threading.Condition(threading.Lock())
-        if self._fd is not None:
-            os.close(self._fd)
-        self._fd = None
+        self._fd, self._error = None, None
         self._held = self._waiting = self._wanted = False
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+# The queues whose state the forking thread holds across a fork, in the order it took them.
+_forking: list[WriterQueue] = []
+
+
+def _before_fork() -> None:
+    _forking[:] = list(_queues)
+    for writer_queue in _forking:
+        writer_queue._state.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for writer_queue in _forking:
+        writer_queue._state.release()
+    _forking.clear()
 
 
 def _after_fork_in_child() -> None:
-    for writer_queue in list(_queues):
-        writer_queue._forked()
+    for writer_queue in _forking:
+        writer_queue._forked()  # a new state, free
+    _forking.clear()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
