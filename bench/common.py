@@ -10,6 +10,9 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -82,6 +85,17 @@ def percentiles(samples: list[float]) -> dict[str, float]:
         else ordered * 99
     )
     return {"p50": round(cuts[49], 2), "p99": round(cuts[98], 2), "max": round(ordered[-1], 2)}
+
+
+def run_threads(target: Callable[[int], object], count: int) -> float:
+    """Run target(0) ... target(count - 1) in threads at once; return the seconds they took."""
+    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
 
 
 def cpu_seconds(pid: int) -> float:

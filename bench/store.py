@@ -35,7 +35,7 @@ from typing import Any
 
 from websockets.sync.client import connect
 
-from bench.common import RESULTS, free_port, percentiles, record
+from bench.common import RESULTS, free_port, percentiles, record, run_threads
 from desks.desk import utc_now
 from desks.event_log import EventLog
 from desks.service import Service
@@ -228,13 +228,7 @@ def bench_writes(args: argparse.Namespace, directory: str) -> dict[str, Any]:
                     assert status == 201, desk
                     sent[desk["id"]] = started
 
-            writers = [threading.Thread(target=write, args=(w,)) for w in range(args.writers)]
-            started = time.perf_counter()
-            for thread in writers:
-                thread.start()
-            for thread in writers:
-                thread.join()
-            elapsed = time.perf_counter() - started
+            elapsed = run_threads(write, args.writers)
             listener.join(120)
         to_client = [(received[key] - sent[key]) * 1000 for key in sent if key in received]
         return {

@@ -18,13 +18,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, free_port, percentiles, record
-from bench.store import Up, prefill
+from bench.common import RESULTS, free_port, percentiles, record, run_threads
+from bench.store import Up, prefill, request
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS, THREADS = 2, 4  # `desks up`'s defaults (launcher.api_process.ApiProcess)
@@ -65,24 +64,15 @@ def drive(port: int, writes: int, writers: int) -> dict[str, Any]:
 
     def write(writer: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        headers = {"Content-Type": "application/json"}
         for n in range(writes // writers):
-            body = json.dumps({"name": f"bench {writer}-{n}", "width": 120, "height": 60})
+            body = {"name": f"bench {writer}-{n}", "width": 120, "height": 60}
             started = time.perf_counter()
-            connection.request("POST", "/api/desks", body, headers)
-            response = connection.getresponse()
-            response.read()
+            status, _, _ = request(connection, "POST", "/api/desks", body)
             post_ms.append((time.perf_counter() - started) * 1000)
-            if response.status != 201:
-                failures.append(str(response.status))
+            if status != 201:
+                failures.append(str(status))
 
-    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
+    elapsed = run_threads(write, writers)
     assert not failures, failures[:5]
     return {"post_per_s": round(len(post_ms) / elapsed, 1), "post_ms": percentiles(post_ms)}
 

@@ -146,15 +146,19 @@ class EventLog:
         found = 0
         last: int | None = None  # where the page's last desk entered the log
         more = False
+        earlier = 0  # desks the name matches that pages before the cursor listed
+        # Without a filter the walk starts at the cursor; with one it walks the whole span
+        # anyway (for the total), counting the desks before the cursor apart.
         wanted = skip + limit + 1 if pattern is None else 0
-        for batch in self._entered(span, wanted, after):
+        for batch in self._entered(span, wanted, after if pattern is None else None):
             states, first = self._states([desk_id for _, desk_id in batch], span)
             for entered, desk_id in batch:
                 desk = states.get(desk_id)
                 if desk is None or (pattern is not None and not _holds(desk.get("name"), pattern)):
                     continue
                 if after is not None and first[desk_id] <= after:
-                    continue  # re-created with its old id: listed where it first entered
+                    earlier += 1  # on a page before the cursor, where it first entered
+                    continue
                 if skip <= found < skip + limit:
                     page.append(to_json(desk))
                     last = entered
@@ -165,9 +169,7 @@ class EventLog:
                 break
         cursor = last if more else None
         if pattern is not None:
-            if after is not None:
-                found += self._named_before(span, after, pattern)
-            return AsOfPage(page, found, cursor)
+            return AsOfPage(page, earlier + found, cursor)
         entered = self._count(DESK_SNAPSHOT, span) + self._count(CREATED, span)
         return AsOfPage(page, entered - self._count(DELETED, span), cursor)
 
@@ -200,19 +202,6 @@ class EventLog:
                     batch, size = [], AS_OF_BATCH
         if batch:
             yield batch
-
-    def _named_before(self, span: Document, after: int, pattern: re.Pattern[str]) -> int:
-        """Count the desks entered by `after` whose name holds `pattern` (a filtered total)."""
-        before = {"$gt": span["$gt"], "$lte": after}
-        count = 0
-        for batch in self._entered(before, 0):
-            states, _ = self._states([desk_id for _, desk_id in batch], span)
-            count += sum(
-                1
-                for _, desk_id in batch
-                if desk_id in states and _holds(states[desk_id].get("name"), pattern)
-            )
-        return count
 
     def _states(
         self, desk_ids: list[str], span: Document

@@ -255,15 +255,13 @@ def scan(
         yield from _table_scan(connect, collection, stats, offset, batches)
         return
     ranges = list(reversed(plan_.ranges) if plan_.reverse else plan_.ranges)
+    query = _IndexQuery(collection, plan_.index, plan_.reverse)
     if len(ranges) == 1:
         low, high = ranges[0]
-        yield from _index_scan(
-            connect, collection, plan_.index, low, high, plan_.reverse, stats, offset, batches
-        )
+        yield from _index_scan(connect, query, low, high, stats, offset, batches)
         return
     # Many ranges (an $in: one per value): each costs a query, but not a read transaction of
     # its own; a group shares one, and a range with more rows than a batch goes on alone.
-    query = _IndexQuery(collection, plan_.index, plan_.reverse)
     size = next(batches)  # a limit's worth, from each range
     # With a limit (find_one), a range at a time: the first ones may be all it needs.
     per_read = RANGES_PER_READ if size >= SCAN_BATCH else 1
@@ -272,24 +270,11 @@ def scan(
         with connect() as connection:
             found = [(low, high, query.first(connection, low, high, size)) for low, high in group]
         for low, high, rows in found:
-            for _, record, doc in rows:
-                stats.keys_examined += 1
-                stats.docs_examined += 1
-                yield record, bson.decode(doc)
+            yield from _decoded(rows, stats)
             if len(rows) == size:  # more in this range
                 resume = (rows[-1][0], rows[-1][1])
-                yield from _index_scan(
-                    connect,
-                    collection,
-                    plan_.index,
-                    low,
-                    high,
-                    plan_.reverse,
-                    stats,
-                    0,
-                    _batch_sizes(size * 4),
-                    resume,
-                )
+                more = _batch_sizes(size * 4)
+                yield from _index_scan(connect, query, low, high, stats, 0, more, resume)
 
 
 def count(connect: Connect, collection: Collection, plan_: Plan, stats: Stats) -> int:
@@ -398,17 +383,14 @@ class _IndexQuery:
 
 def _index_scan(
     connect: Connect,
-    collection: Collection,
-    index: Index,
+    query: _IndexQuery,
     low: bytes,
     high: bytes | None,
-    reverse: bool,
     stats: Stats,
     offset: int,
     batches: Iterator[int],
     resume: tuple[bytes, int] | None = None,
 ) -> Iterator[Row]:
-    query = _IndexQuery(collection, index, reverse)
     while True:
         batch = next(batches)
         with connect() as connection:
@@ -416,10 +398,15 @@ def _index_scan(
                 rows = query.first(connection, low, high, batch, offset)
             else:
                 rows = query.next(connection, low, high, batch, resume)
-        for _, record, doc in rows:
-            stats.keys_examined += 1
-            stats.docs_examined += 1
-            yield record, bson.decode(doc)
+        yield from _decoded(rows, stats)
         if len(rows) < batch:
             return
         resume = (rows[-1][0], rows[-1][1])
+
+
+def _decoded(rows: list[Any], stats: Stats) -> Iterator[Row]:
+    """Yield (record id, document) of index rows (key, rid, doc), counting what was read."""
+    for _, record, doc in rows:
+        stats.keys_examined += 1
+        stats.docs_examined += 1
+        yield record, bson.decode(doc)

@@ -105,26 +105,12 @@ export class DeskTable {
   }
 
   place(id, key) {
-    let low = 0;
-    let high = this.order.length;
-    while (low < high) {
-      const middle = (low + high) >> 1;
-      if (before(this.keys.get(this.order[middle]), key)) low = middle + 1;
-      else high = middle;
-    }
-    this.order.splice(low, 0, id);
+    this.order.splice(this.slot(key), 0, id);
     this.keys.set(id, key);
   }
 
   unplace(id) {
-    const key = this.keys.get(id);
-    let low = 0;
-    let high = this.order.length;
-    while (low < high) {
-      const middle = (low + high) >> 1;
-      if (before(this.keys.get(this.order[middle]), key)) low = middle + 1;
-      else high = middle;
-    }
+    const low = this.slot(this.keys.get(id));
     const at = this.order[low] === id ? low : this.order.indexOf(id);
     if (at >= 0) this.order.splice(at, 1);
     this.keys.delete(id);
@@ -133,6 +119,18 @@ export class DeskTable {
       tr.remove();
       this.rows.delete(id);
     }
+  }
+
+  // The first place in `order` whose key is not before `key` (a binary search).
+  slot(key) {
+    let low = 0;
+    let high = this.order.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (before(this.keys.get(this.order[middle]), key)) low = middle + 1;
+      else high = middle;
+    }
+    return low;
   }
 
   // Many events in one frame make one render.

@@ -21,6 +21,7 @@ class HistoryLoss:
 
 
 KINDS = {"create": "desk_created", "update": "desk_updated", "delete": "desk_deleted"}
+Key = tuple[str, str, int | None]  # (event type, desk, version)
 
 
 class Oracle:
@@ -41,8 +42,7 @@ class Oracle:
         for kind, kind_writes in writes.items():
             for write in kind_writes:
                 acknowledged[f"{kind} {write['op']}s"] += 1
-                version = None if write["op"] == "delete" else write["version"]
-                count = logged[(KINDS[write["op"]], write["desk"], version)]
+                count = logged[_write_key(write)]
                 if count == 1 or (count == 0 and self._shown_by_snapshot(write)):
                     continue
                 what = "lost" if count == 0 else f"logged {count} times"
@@ -66,17 +66,17 @@ class Oracle:
             if shown != expected:
                 self.problems.append(f"a client got {shown} as seq {seq}; the log has {expected}")
 
-    def _logged(self) -> Counter[tuple[str, str, int | None]]:
+    def _logged(self) -> Counter[Key]:
         """Count each (type, desk, version) logged; check each desk's versions only rise (a
         snapshot may state the version a desk is at again, nothing may go back)."""
-        logged: Counter[tuple[str, str, int | None]] = Counter()
+        logged: Counter[Key] = Counter()
         newest: dict[str, int] = {}
         for event in self._log:
             if not isinstance(event, DeskEvent):
                 continue
-            # A deletion is known by its desk: unacknowledged changes may have come before it.
-            version = None if event.type == "desk_deleted" else event.version
-            logged[(event.type, event.desk_id, version)] += 1
+            key = _event_key(event)
+            logged[key] += 1
+            version = key[2]
             if version is None:
                 continue
             before = newest.get(event.desk_id, 0)
@@ -98,16 +98,14 @@ class Oracle:
         logged before the loss too. Only a write acknowledged later may have been waiting
         (watchers down or behind) when the history went.
         """
-        first_seq: dict[tuple[str, str, int | None], int] = {}
+        first_seq: dict[Key, int] = {}
         for event in self._log:
             if isinstance(event, DeskEvent) and event.type != "desk_snapshot":
-                version = None if event.type == "desk_deleted" else event.version
-                first_seq.setdefault((event.type, event.desk_id, version), event.seq)
+                first_seq.setdefault(_event_key(event), event.seq)
         sent_at: list[tuple[int, float]] = []
         for kind_writes in writes.values():
             for write in kind_writes:
-                version = None if write["op"] == "delete" else write["version"]
-                seq = first_seq.get((KINDS[write["op"]], write["desk"], version))
+                seq = first_seq.get(_write_key(write))
                 if seq is not None:
                     sent_at.append((seq, write["sent"]))
         return [
@@ -164,6 +162,17 @@ class Oracle:
         for (desk_id, _name), count in patched.items():
             if count > 1:
                 self.problems.append(f"one PATCH of desk {desk_id} logged {count} times")
+
+
+def _event_key(event: DeskEvent) -> Key:
+    # A deletion is known by its desk: unacknowledged changes may have come before it.
+    return (event.type, event.desk_id, None if event.type == "desk_deleted" else event.version)
+
+
+def _write_key(write: Mapping[str, Any]) -> Key:
+    """The key of the event an acknowledged write must have made."""
+    version = None if write["op"] == "delete" else write["version"]
+    return (KINDS[write["op"]], write["desk"], version)
 
 
 def _snapshots(log: Iterable[Event]) -> list[tuple[int, dict[str, int]]]:
