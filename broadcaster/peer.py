@@ -56,6 +56,14 @@ class GuardedConnection(ServerConnection):
 
     allowance: Allowance | None = None  # set for clients once routed; the publisher is trusted
     _budget: int | None = None  # bytes the peer may still send, once it has flooded
+    # Told when unsent bytes go over the transport's high-water mark (set by the fan-out).
+    on_full: Callable[[ServerConnection], None] | None = None
+
+    def pause_writing(self) -> None:
+        """Pause sends as websockets does, and tell `on_full` that the buffer is full."""
+        super().pause_writing()
+        if self.on_full is not None:
+            self.on_full(self)
 
     def data_received(self, data: bytes) -> None:
         """Feed the peer's bytes to the protocol, unless a flooding peer is over budget."""

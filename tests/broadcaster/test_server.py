@@ -8,6 +8,7 @@ import socket
 import threading
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from websockets.client import ClientProtocol
@@ -25,8 +26,9 @@ from tests.conftest import wait_until
 TOKEN = "s3cret"
 
 
-def event(seq):
-    desk = {"id": f"{seq:024x}", "name": f"Desk {seq}", "width": 100, "height": 50, "version": 1}
+def event(seq, name=None):
+    name = name or f"Desk {seq}"
+    desk = {"id": f"{seq:024x}", "name": name, "width": 100, "height": 50, "version": 1}
     return DeskCreated(
         seq=seq, at="2026-11-28T14:30:45.000Z", desk_id=desk["id"], version=1, desk=desk
     ).encode()
@@ -233,10 +235,12 @@ class StalledClient:
     told, it reads everything through websockets' own parser up to the closing frame.
     """
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port))
+    def __init__(self, port: int, path: str = "/") -> None:
+        # Set before connecting, so that the window is small from the start.
+        self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/"), max_size=None)
+        self.sock.connect(("127.0.0.1", port))
+        self.protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}{path}"), max_size=None)
         self.protocol.send_request(self.protocol.connect())
         self.sock.sendall(b"".join(self.protocol.data_to_send()))
         while self.protocol.state is State.CONNECTING:
@@ -267,6 +271,41 @@ def test_a_client_that_stops_reading_is_dropped_with_1013_and_others_get_everyth
     ):
         slow = StalledClient(broadcaster.port)
         fast_client_gets_everything_and_slow_is_dropped(broadcaster, url, publisher, slow)
+
+
+def test_a_client_that_stalls_during_its_replay_is_dropped_too():
+    # Its replay, written at once, leaves the server's buffer over websockets' write limit
+    # (32 KiB) before it joins the live clients: asyncio says a buffer is full only once until
+    # it drains again, so the fan-out must measure this one itself.
+    limits = Limits(max_buffer=64 * 1024, ahead_wait=0.5, close_timeout=60)
+    backlog = 190  # sent at once (at most REPLAY_CHUNK), twice what the kernel can hold
+    padding = "x" * (2 * _kernel_buffers() // backlog)
+    with (
+        running(Broadcaster(TOKEN, retain=1000, limits=limits)) as (broadcaster, url),
+        publishing(url) as publisher,
+    ):
+        for seq in range(1, backlog + 1):
+            publisher.send(event(seq, name=f"Desk {seq} {padding}"))
+        wait_until(lambda: broadcaster.history.head == backlog)
+        slow = StalledClient(broadcaster.port, "/?after=0")
+        joined = wait_until(lambda: next(iter(broadcaster.clients), None))
+        assert joined.paused, "the replay did not fill the buffer: not the case under test"
+        sent = backlog
+        while broadcaster.clients and sent < 2 * backlog:  # bounded
+            sent += 1
+            publisher.send(event(sent, name=f"Desk {sent} {padding}"))
+            wait_until(lambda sent=sent: broadcaster.history.head == sent)
+        assert not broadcaster.clients, "the stalled client was never dropped"
+        assert sent == backlog + 1, "dropped late: it was over the limit at its first event"
+    # Not read up to its closing frame (1013, as the test above checks): megabytes through a
+    # 4 KiB window take minutes.
+    slow.sock.close()
+
+
+def _kernel_buffers() -> int:
+    """Return the most the kernel holds for a peer with a 4 KiB receive buffer, in bytes."""
+    wmem = Path("/proc/sys/net/ipv4/tcp_wmem")
+    return (int(wmem.read_text().split()[-1]) if wmem.exists() else 4 << 20) + (64 << 10)
 
 
 def fast_client_gets_everything_and_slow_is_dropped(broadcaster, url, publisher, slow):
