@@ -26,6 +26,8 @@ EVENTS = "desk_events"
 META = "desk_events_meta"
 # Desks whose states one query reads: an $in list the (desk_id, seq) index serves.
 AS_OF_BATCH = 500
+# Registry totals kept per (log, seq): a reader of every page asks for the same one each time.
+TOTALS_KEPT = 64
 
 
 class AsOfPage(NamedTuple):
@@ -45,6 +47,10 @@ class EventLog:
         self._meta = majority(database[META])
         # Wakes in-process readers (the publisher) as soon as an event is appended.
         self.appended = threading.Condition()
+        # The log is append-only, so the registry as of a logged seq never changes: its total,
+        # counted over the whole span (O(N)), is counted once, not once a page.
+        self._totals: dict[tuple[str | None, int], int] = {}
+        self._totals_lock = threading.Lock()
 
     def ensure_indexes(self) -> None:
         """Create the indexes: unique tokens (a re-delivered change cannot be logged twice),
@@ -170,8 +176,23 @@ class EventLog:
         cursor = last if more else None
         if pattern is not None:
             return AsOfPage(page, earlier + found, cursor)
+        return AsOfPage(page, self._total(seq, span), cursor)
+
+    def _total(self, seq: int, span: Document) -> int:
+        """Count the desks as of `seq` (a logged seq): entered minus deleted in its span."""
+        key = (self.existing_epoch(), seq)
+        with self._totals_lock:
+            total = self._totals.get(key)
+        if total is not None:
+            return total
         entered = self._count(DESK_SNAPSHOT, span) + self._count(CREATED, span)
-        return AsOfPage(page, entered - self._count(DELETED, span), cursor)
+        total = entered - self._count(DELETED, span)
+        if seq <= self.head():  # beyond it, events still to come would change the total
+            with self._totals_lock:
+                self._totals[key] = total
+                while len(self._totals) > TOTALS_KEPT:
+                    del self._totals[next(iter(self._totals))]  # the oldest counted
+        return total
 
     def _entered(
         self, span: Document, wanted: int, after: int | None = None

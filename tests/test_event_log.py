@@ -159,3 +159,17 @@ def test_as_of_every_seq_is_the_fold_of_the_log(store, monkeypatch, plan, batch,
                     if after is None:
                         break
                 assert walked == wanted
+
+
+def test_a_registry_total_counted_once_stays_true_as_the_log_grows(store):
+    store.database.drop_collection("desk_events")
+    log = EventLog(store.database)
+    log.ensure_indexes()
+    first, second = desk(1, "Mesa", 1), desk(2, "Otra", 1)
+    log.append(DeskCreated(seq=1, at=AT, desk_id=first["id"], version=1, desk=first), "t1")
+    log.append(DeskCreated(seq=2, at=AT, desk_id=second["id"], version=1, desk=second), "t2")
+    assert log.as_of(2, None, 0, 1, after=0).total == 2
+    log.append(DeskDeleted(seq=3, at=AT, desk_id=first["id"], version=1, desk=first), "t3")
+    assert log.as_of(2, None, 0, 1, after=0).total == 2  # counted once for seq 2
+    assert log.as_of(3, None, 0, 1, after=0).total == 1
+    assert log.as_of(3, None, 0, 1).total == 1
