@@ -64,6 +64,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.fanout --mode paced --clients 100 --rate 500 --seconds 10
 	$(BIN)/python -m bench.fanout --mode paced --clients 1000 --rate 50 --seconds 10
 	$(BIN)/python -m bench.fanout --mode paced --clients 5000 --rate 10 --seconds 10
+	$(BIN)/python -m bench.fanout_cost --clients 5000 --events 600 --rate 20 --measure-all
 	$(BIN)/python -m bench.decoupling --dashboards 1000 --posts 300 --rounds 2
 	$(BIN)/python -m bench.e2e --desks 0 --dashboards 100 --rates 100,200,400,800
 	$(BIN)/python -m bench.e2e --desks 10000 --dashboards 100 --rates 100,200,400,800

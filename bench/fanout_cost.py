@@ -18,12 +18,13 @@ import argparse
 import asyncio
 import multiprocessing
 import time
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 from bench import lean_client
-from bench.common import percentiles, record
+from bench.common import RESULTS, percentiles, record
 from bench.fanout import event
 from broadcaster.fanout import Fanout, _buffered
 from broadcaster.peer import GuardedConnection
@@ -91,7 +92,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20, help="events per second")
     parser.add_argument("--processes", type=int, default=2, help="client processes")
     parser.add_argument("--measure-all", action="store_true", help="also the guard before")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args()
+    args.results = Path(args.results)
     args.variants = ["broadcast", "ours"] + (["measure_all"] if args.measure_all else [])
     ports, connected, results = CONTEXT.Queue(), CONTEXT.Event(), CONTEXT.Queue()
     server = CONTEXT.Process(target=_server, args=(args, ports, connected, results))
@@ -124,7 +127,7 @@ def main() -> None:
         "expected": outcome["clients"] * args.events,
         "variants": figures,
     }
-    record("fanout_cost", f"fanout-cost-{args.clients}", run)
+    record("fanout_cost", f"fanout-cost-{args.clients}", run, args.results)
 
 
 if __name__ == "__main__":

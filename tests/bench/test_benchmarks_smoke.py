@@ -25,6 +25,19 @@ def test_fanout_flood_measures_every_server_and_compares_them(tmp_path):
     assert record["machine"]["libraries"]["websockets"]
 
 
+def test_fanout_cost_times_each_variant_on_the_same_connections(tmp_path):
+    record = run_benchmark(
+        "bench.fanout_cost",
+        tmp_path,
+        *("--clients", "10", "--events", "30", "--rate", "200", "--measure-all"),
+    )
+    assert record["delivered"] == record["expected"] == 300  # every client got every event
+    assert set(record["variants"]) == {"broadcast", "ours", "measure_all"}
+    assert record["variants"]["broadcast"]["cpu_vs_broadcast"] == 1.0
+    for variant in record["variants"].values():
+        assert variant["cpu_us_per_delivery"] > 0 and variant["wall_ms_per_event"]["p50"] > 0
+
+
 def test_fanout_paced_and_decoupling_and_charts_run(tmp_path):
     paced = run_benchmark(
         "bench.fanout",
