@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.protocol import State
 
 from broadcaster import metrics
 from broadcaster.peer import GuardedConnection, close_soon
@@ -20,8 +21,9 @@ class Fanout:
     def __init__(self, max_buffer: int) -> None:
         self.max_buffer = max_buffer
         self.clients: set[ServerConnection] = set()
-        self._full: list[ServerConnection] = []  # went over max_buffer; dropped at the next send
-        self._watched: set[ServerConnection] = set()  # paused before joining: checked per send
+        # Clients whose transport is paused (over max_buffer when it paused): measured before
+        # each send until they resume. The rest cost nothing more than broadcast().
+        self._watched: set[ServerConnection] = set()
 
     def __len__(self) -> int:
         return len(self.clients)
@@ -52,26 +54,19 @@ class Fanout:
 
     def send(self, message: str) -> int:
         """Send `message` to every client keeping up; return how many it went to."""
-        self._drop_full()
+        # A client is dropped when it is still over the limit when the next event comes, not
+        # the moment one write crossed it: one event larger than the limit is no offence.
+        for connection in [c for c in self._watched if _buffered(c) > self.max_buffer]:
+            self.drop_slow(connection)
+        for connection in [c for c in self._watched if not _paused(c)]:
+            self._watched.discard(connection)  # resumed: pause_writing() will report it
         broadcast(self.clients, message)
-        self._drop_full()  # cut loose now, not one event later; it can resume with after=<seq>
         return len(self.clients)
 
     def _went_full(self, connection: ServerConnection) -> None:
-        if connection in self.clients:
-            self._full.append(connection)  # not dropped here: broadcast() may be iterating
-
-    def _drop_full(self) -> None:
-        if self._watched:
-            for connection in list(self._watched):
-                if _buffered(connection) > self.max_buffer:
-                    self._full.append(connection)
-                elif isinstance(connection, GuardedConnection) and not connection.paused:
-                    self._watched.discard(connection)  # resumed: pause_writing() reports it
-        while self._full:
-            connection = self._full.pop()
-            if connection in self.clients:
-                self.drop_slow(connection)
+        # Called inside a write, maybe inside broadcast()'s loop: only note it.
+        if connection in self.clients and connection.protocol.state is State.OPEN:
+            self._watched.add(connection)
 
     def drop_slow(self, connection: ServerConnection) -> None:
         """Close a client that has more than `max_buffer` bytes waiting, with code 1013."""
@@ -83,6 +78,11 @@ class Fanout:
         )
         reason = "too slow: send buffer full; reconnect with after=<last seq>"
         close_soon(connection, TRY_AGAIN_LATER, reason)  # its socket and buffer freed in time
+
+
+def _paused(connection: ServerConnection) -> bool:
+    # Without the hook (not a GuardedConnection) only measuring can tell: keep watching.
+    return not isinstance(connection, GuardedConnection) or connection.paused
 
 
 def _buffered(connection: ServerConnection) -> int:

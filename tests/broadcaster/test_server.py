@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.protocol import State
@@ -273,13 +274,36 @@ def test_a_client_that_stops_reading_is_dropped_with_1013_and_others_get_everyth
         fast_client_gets_everything_and_slow_is_dropped(broadcaster, url, publisher, slow)
 
 
+def test_a_client_keeping_up_is_not_dropped_for_one_event_larger_than_its_limit():
+    # One write may take a buffer past the limit (an event larger than it, a slow link): a
+    # client is dropped only if it is still over the limit when the next event comes.
+    limits = Limits(max_buffer=64 * 1024, ahead_wait=0.5)
+    with (
+        running(Broadcaster(TOKEN, retain=1000, limits=limits)) as (broadcaster, url),
+        publishing(url) as publisher,
+    ):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        sock.connect(("127.0.0.1", broadcaster.port))
+        with connect(url, sock=sock, max_size=None) as client:
+            receive(client, 1)
+            joined = wait_until(lambda: next(iter(broadcaster.clients), None))
+            server_side = joined.transport.get_extra_info("socket")
+            server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)  # a slow link
+            for seq in range(1, 6):
+                publisher.send(event(seq, name="x" * (96 * 1024)))
+                assert receive(client, 1)[0]["seq"] == seq  # read before the next is sent
+            assert broadcaster.clients == {joined}
+
+
 def test_a_client_that_stalls_during_its_replay_is_dropped_too():
     # Its replay, written at once, leaves the server's buffer over websockets' write limit
     # (32 KiB) before it joins the live clients: asyncio says a buffer is full only once until
     # it drains again, so the fan-out must measure this one itself.
     limits = Limits(max_buffer=64 * 1024, ahead_wait=0.5, close_timeout=60)
     backlog = 190  # sent at once (at most REPLAY_CHUNK), twice what the kernel can hold
-    padding = "x" * (2 * _kernel_buffers() // backlog)
+    padding = "x" * (min(2 * _kernel_buffers(), 64 << 20) // backlog)
+    dropped = _slow_dropped()
     with (
         running(Broadcaster(TOKEN, retain=1000, limits=limits)) as (broadcaster, url),
         publishing(url) as publisher,
@@ -297,9 +321,14 @@ def test_a_client_that_stalls_during_its_replay_is_dropped_too():
             wait_until(lambda sent=sent: broadcaster.history.head == sent)
         assert not broadcaster.clients, "the stalled client was never dropped"
         assert sent == backlog + 1, "dropped late: it was over the limit at its first event"
+        assert _slow_dropped() == dropped + 1  # dropped as slow (1013), not gone otherwise
     # Not read up to its closing frame (1013, as the test above checks): megabytes through a
     # 4 KiB window take minutes.
     slow.sock.close()
+
+
+def _slow_dropped() -> float:
+    return REGISTRY.get_sample_value("desks_broadcaster_slow_clients_dropped_total") or 0
 
 
 def _kernel_buffers() -> int:
