@@ -97,8 +97,8 @@ def _plan_index(
         if points is not None:
             used.add(path)
             # The matcher decides sub-documents (their keys are field-order sensitive) and NaN.
-            scalar = scalar and not any(isinstance(p, Mapping) or _nan(p) for p in points)
-            encoded = [_encode(point, direction) for point in points]
+            scalar = scalar and not any(isinstance(p, Mapping) or _nan(p) for p, _ in points)
+            encoded = [key if direction > 0 else keys.invert(key) for _, key in points]
             prefixes = [p + e for p, e in itertools.product(prefixes, sorted(set(encoded)))]
             if len(prefixes) > _MAX_POINTS:
                 return None
@@ -147,31 +147,42 @@ _ABSENT = object()
 
 def _plain(value: Any) -> bool:
     """Tell whether equality with `value` is equality of index keys."""
+    return _key(value) is not None
+
+
+def _key(value: Any) -> bytes | None:
+    """Return the (ascending) index key that equality with `value` is equality of, if any."""
     if isinstance(value, list | tuple | re.Pattern | Regex):
-        return False  # arrays match elements; patterns are regex matches
-    if isinstance(value, Mapping):
-        return not any(str(key).startswith("$") for key in value) and all(
-            _plain(item) for item in value.values()
-        )
+        return None  # arrays match elements; patterns are regex matches
+    if isinstance(value, Mapping) and (
+        any(str(key).startswith("$") for key in value)
+        or not all(_plain(item) for item in value.values())
+    ):
+        return None
     try:
-        keys.encode(value)
+        return keys.encode(value)
     except keys.UnindexableValue:
-        return False
-    return True
+        return None
 
 
-def _points(condition: Any) -> list[Any] | None:
+def _points(condition: Any) -> list[tuple[Any, bytes]] | None:
+    """Return the values (and their keys) a condition pins a field to, if it pins it."""
     if condition is _ABSENT:
         return None
-    if _plain(condition):
-        return [condition]
+    key = _key(condition)
+    if key is not None:
+        return [(condition, key)]
     if isinstance(condition, Mapping) and len(condition) == 1:
         ((operator, operand),) = condition.items()
-        if operator == "$eq" and _plain(operand):
-            return [operand]
+        if operator == "$eq" and (key := _key(operand)) is not None:
+            return [(operand, key)]
         if operator == "$in" and isinstance(operand, list | tuple) and operand:
-            if all(_plain(item) for item in operand) and len(operand) <= _MAX_POINTS:
-                return list(operand)
+            if len(operand) > _MAX_POINTS:
+                return None
+            keyed = [_key(item) for item in operand]  # each value encoded once
+            points = [(item, key) for item, key in zip(operand, keyed, strict=True) if key]
+            if len(points) == len(operand):
+                return points
     return None
 
 
@@ -226,11 +237,6 @@ def successor(key: bytes) -> bytes | None:
     if not stripped:
         return None
     return stripped[:-1] + bytes([stripped[-1] + 1])
-
-
-def _encode(value: Any, direction: int) -> bytes:
-    encoded = keys.encode(value)
-    return encoded if direction > 0 else keys.invert(encoded)
 
 
 # -- execution -------------------------------------------------------------------------------
