@@ -358,12 +358,16 @@ class Soak:
     def _stop_writers(self) -> None:
         for writer in self.writers:
             writer.send_signal(signal.SIGTERM)
-        for writer in self.writers:
+        for n, writer in enumerate(self.writers):
             try:
                 writer.wait(60)
             except subprocess.TimeoutExpired:
+                writer.send_signal(signal.SIGUSR1)  # its threads' stacks, into its log
+                time.sleep(1)
                 writer.kill()
-                self.report.problems.append("a writer did not stop within 60 s")
+                self.report.problems.append(
+                    f"a writer did not stop within 60 s (its stacks: writer-{n}.log)"
+                )
 
     @staticmethod
     def _settled_after(store: Store, head: int) -> bool:

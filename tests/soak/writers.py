@@ -12,6 +12,7 @@ may not have happened, and the checks allow both.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import http.client
 import json
 import random
@@ -196,6 +197,8 @@ def main() -> None:
     args = parser.parse_args()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # A writer that does not stop is asked where each of its threads is (into its log).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     rng = random.Random(args.seed)
 
     spells = Spells(args.spells_seed, args.spells_start)
