@@ -12,7 +12,18 @@ from typing import Any
 from flask import Flask, Response, g, request
 from flask_smorest import Api
 
-from api import auth, cors, dashboard, desks, errors, events, health, metrics, swagger_assets
+from api import (
+    auth,
+    cors,
+    dashboard,
+    desks,
+    errors,
+    events,
+    health,
+    metrics,
+    registry,
+    swagger_assets,
+)
 from api.body_limit import BodyLimit
 from api.idempotency import IdempotencyKeys
 from api.repository import DeskRepository
@@ -60,6 +71,7 @@ def create_app(
     api = Api(app)
     api.register_blueprint(desks.blp)
     api.register_blueprint(events.blp)
+    api.register_blueprint(registry.blp)
     api.register_blueprint(health.blp)
     # marshmallow cannot say "at least one field"; the schema check in DeskPatchSchema does.
     api.spec.components.schemas["DeskPatch"]["minProperties"] = 1

@@ -12,7 +12,7 @@ from flask_smorest.pagination import PaginationParameters
 from pymongo.client_session import ClientSession
 
 from api.blueprint import Blueprint
-from api.events import EventQueryArgsSchema, EventSchema, event_log
+from api.events import EventQueryArgsSchema, EventSchema, event_log, known_seq
 from api.idempotency import IdempotencyKeys, KeyLost, KeyReused, Outcome, fingerprint, parse_key
 from api.repository import (
     DeskContended,
@@ -205,15 +205,8 @@ class DeskTimeline(MethodView):
 def _as_of(
     args: dict[str, Any], pagination: PaginationParameters
 ) -> tuple[Response, dict[str, str]]:
-    log = event_log()
-    head = log.head()
-    seq, name, after = args.get("as_of", head), args.get("name"), args.get("after")
-    if seq > head:
-        abort(422, errors={"query": {"as_of": [f"Beyond the event log's head, seq {head}."]}})
-    unknown = log.unknown_state(seq)
-    if unknown is not None:
-        abort(422, errors={"query": {"as_of": [f"Unknown state: {unknown}."]}})
-    page = log.as_of(seq, name, pagination.first_item, pagination.page_size, after)
+    seq, name, after = known_seq(args.get("as_of")), args.get("name"), args.get("after")
+    page = event_log().as_of(seq, name, pagination.first_item, pagination.page_size, after)
     pagination.item_count = page.total
     pagination.cursor = after  # X-Pagination then says only the total (Blueprint)
     headers = {"X-Event-Seq": str(seq)}

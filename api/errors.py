@@ -43,6 +43,7 @@ QUERY_PARAMETERS = {
     "desks.DeskCollection": {"name", "page", "page_size", "as_of", "after"},
     "seed_desks": {"name", "page", "page_size", "as_of", "after"},
     "events.EventHistory": {"after", "limit"},
+    "registry.Registry": {"as_of"},
     "desks.DeskTimeline": {"after", "limit"},
 }
 # Pages for people: links carry whatever query they like (?utm_source=...), which means nothing.

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
+from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 
 from api.blueprint import Blueprint
@@ -54,6 +55,20 @@ def event_log() -> EventLog:
     """Return the app's event log."""
     log: EventLog = current_app.extensions["desks.events"]
     return log
+
+
+def known_seq(as_of: int | None) -> int:
+    """Return the seq a past registry is asked as of (the head if None), or answer 422 if
+    the log cannot tell the registry then (beyond its head, or history lost there)."""
+    log = event_log()
+    head = log.head()
+    seq = head if as_of is None else as_of
+    if seq > head:
+        abort(422, errors={"query": {"as_of": [f"Beyond the event log's head, seq {head}."]}})
+    unknown = log.unknown_state(seq)
+    if unknown is not None:
+        abort(422, errors={"query": {"as_of": [f"Unknown state: {unknown}."]}})
+    return seq
 
 
 @blp.route("", strict_slashes=False)

@@ -9,8 +9,8 @@ Each subcommand prints one line and writes a JSON record under bench/results/:
                                                     # desk's timeline, the registry as_of
     python -m bench.store wakeup --writes 500       # a commit in one process -> a stream in
                                                     # another
-    python -m bench.store registry --desks 100000   # a whole registry as of one seq, by cursor
-                                                    # (and --by-page, by page number)
+    python -m bench.store registry --desks 100000   # a whole registry as of one seq: in one
+                                                    # answer, by cursor (--by-page: by number)
 
 The store is a file in a temporary directory, prefilled through the engine (desks with
 insert_many, their events by a real watcher catching up), then served by `desks up` in its
@@ -317,8 +317,9 @@ def bench_events(args: argparse.Namespace, directory: str) -> dict[str, Any]:
 
 
 def bench_registry(args: argparse.Namespace, directory: str) -> dict[str, Any]:
-    """Read a whole registry as of one seq over HTTP, as the dashboard does: by cursor
-    (pages of 1,000 following Link rel=next) and, for comparison, by page number."""
+    """Read a whole registry as of one seq over HTTP: in one answer (/api/registry, as the
+    dashboard does), by cursor (pages of 1,000 following Link rel=next) and, for comparison,
+    by page number."""
     path = os.path.join(directory, "store.sqlite3")
     prefill(path, args.desks)
     up = Up(path, free_port(), free_port())
@@ -340,6 +341,13 @@ def bench_registry(args: argparse.Namespace, directory: str) -> dict[str, Any]:
             cursor_s.append(time.perf_counter() - started)
             assert read == args.desks, read
         figures["by_cursor_s"] = [round(s, 2) for s in cursor_s]
+        whole_s = []
+        for _ in range(args.reps):
+            started = time.perf_counter()
+            status, desks, _ = request(connection, "GET", f"/api/registry?as_of={seq}")
+            whole_s.append(time.perf_counter() - started)
+            assert status == 200 and len(desks) == args.desks, status
+        figures["in_one_answer_s"] = [round(s, 2) for s in whole_s]  # /api/registry
         if args.by_page:
             started, read, number = time.perf_counter(), 0, 1
             while read < args.desks:

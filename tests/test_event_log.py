@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -141,6 +142,7 @@ def test_as_of_every_seq_is_the_fold_of_the_log(store, monkeypatch, plan, batch,
             if log.unknown_state(seq) is not None:
                 continue
             expected = fold(events, seq)
+            assert [json.loads(d) for d in log.registry(seq, json.dumps)] == expected
             size = 2
             assert log.as_of(seq, None, (page - 1) * size, size)[:2] == (
                 expected[(page - 1) * size : page * size],

@@ -4,7 +4,6 @@
 import { DeskTable } from "./table.js";
 
 const PAGE_SIZE = 100; // the live first page: it paints at once
-const SNAPSHOT_PAGE_SIZE = 1000; // the API's largest page, for the registry as of one seq
 const FEED_SIZE = 50;
 const RELOADED_FOR_MS = 3000; // how long the indicator says "reloaded" before "live"
 const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000]; // then 8 s, with jitter
@@ -58,29 +57,18 @@ function totalOf(headers) {
   return pagination ? JSON.parse(pagination).total : 0;
 }
 
-// The first page is live; with more desks than a page, the registry is read as of that
-// page's seq, so the pages agree with each other and with the replay. Each page's Link
-// names the next by a cursor: the whole registry costs one read of each desk.
+// The first page is live; with more desks than a page, the whole registry is read as of
+// that page's seq in one answer (the server folds its log once), so it agrees with the
+// replay that follows.
 async function loadSnapshot(showFirst) {
   const first = await api("GET", `/api/desks?page_size=${PAGE_SIZE}`);
   const seq = Number(first.headers.get("X-Event-Seq"));
   let desks = first.data;
   if (totalOf(first.headers) > desks.length) {
     showFirst(desks); // while the rest loads
-    desks = [];
-    let path = `/api/desks?as_of=${seq}&after=0&page_size=${SNAPSHOT_PAGE_SIZE}`;
-    while (path) {
-      const next = await api("GET", path);
-      for (const desk of next.data) desks.push(desk);
-      path = nextPage(next.headers);
-    }
+    desks = (await api("GET", `/api/registry?as_of=${seq}`)).data;
   }
   return { desks, seq };
-}
-
-function nextPage(headers) {
-  const match = /<([^>]+)>;\s*rel="next"/.exec(headers.get("Link") ?? "");
-  return match ? match[1] : null;
 }
 
 // -- the live connection ---------------------------------------------------------------------

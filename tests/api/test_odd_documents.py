@@ -37,6 +37,8 @@ def test_list_item_as_of_and_timelines_answer_200_with_what_each_desk_has(system
     status, past = http("GET", f"{api}?as_of={head}&page_size=100")
     assert status == 200
     assert {desk["id"]: desk for desk in past} == expected
+    status, whole = http("GET", f"{system.api_url}/api/registry?as_of={head}")
+    assert (status, whole) == (200, past)
     for desk_id in expected:
         status, timeline = http("GET", f"{api}/{urllib.parse.quote(desk_id, safe='')}/events")
         assert status == 200, desk_id

@@ -177,3 +177,30 @@ def test_a_registry_read_by_cursor_is_every_desk_once_in_order_however_it_change
         # Page numbers of the whole list would name pages a cursor read does not have.
         assert json.loads(response.headers["X-Pagination"]) == {"total": 7}
     assert read(f"{api}?as_of=7&after=7")[:2] == ([], None)
+
+
+def test_the_whole_registry_in_one_answer_is_every_page_together(system):
+    api, registry = f"{system.api_url}/api/desks", f"{system.api_url}/api/registry"
+    ids = []
+    for n in range(5):
+        status, desk = http("POST", api, {"name": f"Mesa {n}", "width": 100 + n, "height": 50})
+        ids.append(desk["id"])
+    assert http("PATCH", f"{api}/{ids[1]}", {"width": 300})[0] == 200
+    assert http("DELETE", f"{api}/{ids[2]}")[0] == 204
+    wait_until(lambda: system.events.head() == 7)
+
+    def whole(query=""):
+        with urllib.request.urlopen(f"{registry}{query}", timeout=10) as response:
+            headers = response.headers
+            return json.load(response), headers["X-Event-Seq"], headers["X-Total-Count"]
+
+    for seq in range(8):
+        pages = http("GET", f"{api}?as_of={seq}&page_size=100")[1]
+        assert whole(f"?as_of={seq}") == (pages, str(seq), str(len(pages)))
+    desks, seq, total = whole()  # as of the head
+    assert (seq, total) == ("7", "4") and desks == http("GET", api)[1]
+    assert [d["id"] for d in desks] == [ids[0], ids[1], ids[3], ids[4]]
+    assert desks[1]["width"] == 300
+    for bad in ("?as_of=8", "?as_of=-1", "?as_of=x"):
+        status, body = http("GET", f"{registry}{bad}")
+        assert status == 422 and "as_of" in body["errors"]["query"], bad
