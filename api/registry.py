@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from api.blueprint import Blueprint
+from api.errors import error_response
 from api.events import event_log, known_seq
 from api.schemas import DeskSchema
 
@@ -22,6 +24,10 @@ blp = Blueprint(
 
 # Desks joined into one chunk of the streamed answer.
 CHUNK = 1000
+# One fold at a time in a process: each holds the whole registry serialized while it reads
+# (~40 MB at 100,000 desks) and the GIL runs one anyway; the others wait, up to this long.
+FOLD_WAIT_SECONDS = 30.0
+_folding = threading.Semaphore(1)
 
 
 class RegistryArgsSchema(Schema):
@@ -38,6 +44,7 @@ class Registry(MethodView):
     """The registry, whole."""
 
     @blp.arguments(RegistryArgsSchema, location="query")
+    @blp.alt_response(503, description="Other registry reads held it for 30 s: Retry-After")
     @blp.response(
         200,
         DeskSchema(many=True),
@@ -54,7 +61,14 @@ class Registry(MethodView):
         log: the same desks as every page of `GET /api/desks?as_of=` together, read from the
         log once (one pass over it, where pages look each desk up)."""
         seq = known_seq(args.get("as_of"))
-        desks = event_log().registry(seq, current_app.json.dumps)
+        if not _folding.acquire(timeout=FOLD_WAIT_SECONDS):
+            return error_response(
+                503, "Busy reading the registry for others; try again.", {"Retry-After": "5"}
+            )
+        try:
+            desks = event_log().registry(seq, current_app.json.dumps)
+        finally:
+            _folding.release()
         headers = {"X-Event-Seq": str(seq), "X-Total-Count": str(len(desks))}
         return Response(_array(desks), mimetype="application/json", headers=headers)
 

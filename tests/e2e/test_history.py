@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 import uuid
 
 import pytest
 
+from api import registry
 from desks.event_log import EventLog
 from desks.settings import Settings
 from desks.store import open_store
@@ -204,3 +206,16 @@ def test_the_whole_registry_in_one_answer_is_every_page_together(system):
     for bad in ("?as_of=8", "?as_of=-1", "?as_of=x"):
         status, body = http("GET", f"{registry}{bad}")
         assert status == 422 and "as_of" in body["errors"]["query"], bad
+
+
+def test_registry_reads_take_turns_and_one_kept_waiting_gets_503(system, monkeypatch):
+    # Each read holds the whole registry while it folds the log: one at a time in a process.
+    monkeypatch.setattr(registry, "FOLD_WAIT_SECONDS", 0.2)
+    with registry._folding:  # another read is folding
+        try:
+            urllib.request.urlopen(f"{system.api_url}/api/registry", timeout=10)
+            raise AssertionError("served while another read held the fold")
+        except urllib.error.HTTPError as error:
+            assert error.code == 503 and error.headers["Retry-After"] == "5"
+            assert "try again" in json.loads(error.read())["message"]
+    assert http("GET", f"{system.api_url}/api/registry")[0] == 200
