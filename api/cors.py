@@ -8,7 +8,17 @@ from flask import Flask
 from flask_cors import CORS
 
 # What a cross-origin client must read and send to use the API as the dashboard does.
-EXPOSED = ["ETag", "Location", "X-Event-Seq", "X-Pagination", "X-Request-Id", "Idempotent-Replayed"]
+EXPOSED = [
+    "ETag",
+    "Location",
+    "X-Event-Seq",
+    "X-Pagination",
+    "X-Total-Count",
+    "X-Request-Id",
+    "Idempotent-Replayed",
+    "Link",
+    "Retry-After",
+]
 ALLOWED = [
     "Authorization",
     "Content-Type",

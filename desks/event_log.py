@@ -198,24 +198,30 @@ class EventLog:
         """Return every desk as it stood right after event `seq`, serialized, in the order
         they entered the log: what reading every `as_of` page gives, in one read of the log.
 
-        The span from the latest snapshot up to `seq` is folded in seq order, once: each of
-        its events is read once (O(events), no per-desk lookups). A desk is held from its
-        first `desk_created` or `desk_snapshot` in the span (a desk made again with its old
-        id keeps that place) and shows its newest event; the newest a deletion, it is left
-        out. Desks are kept serialized while the span is read, a few hundred bytes each.
+        The span from the latest snapshot up to `seq` is read once, newest event first (no
+        per-desk lookups): a desk's first event met is its state, serialized then and only
+        then (a deletion leaves it out); its oldest `desk_created` or `desk_snapshot` in the
+        span is where it entered (a desk made again with its old id keeps that place), and a
+        desk with none there is not in the registry.
         """
         marker = self._events.find_one(
             {"type": SNAPSHOT, "_id": {"$lte": seq}}, sort=[("_id", DESCENDING)]
         )
         span = {"$gt": int(marker["_id"]) if marker else 0, "$lte": seq}
-        held: dict[str, str | None] = {}  # by desk id, in the order they entered
+        states: dict[str, str | None] = {}  # by desk id: serialized, None once deleted
+        entered: dict[str, int] = {}  # by desk id: where it entered the span
         events = self._events.find({"_id": span}, projection={"desk_id": 1, "type": 1, "desk": 1})
-        for event in events.sort("_id", ASCENDING):
+        for event in events.sort("_id", DESCENDING):
             desk_id, kind = event.get("desk_id"), event.get("type")
-            if desk_id is None or (desk_id not in held and kind not in (DESK_SNAPSHOT, CREATED)):
-                continue  # not a desk's event, or one of a desk that never entered the span
-            held[desk_id] = None if kind == DELETED else serialize(to_json(dict(event["desk"])))
-        return [desk for desk in held.values() if desk is not None]
+            if desk_id is None:
+                continue  # not a desk's event
+            if desk_id not in states:
+                desk = None if kind == DELETED else to_json(dict(event["desk"]))
+                states[desk_id] = None if desk is None else serialize(desk)
+            if kind in (DESK_SNAPSHOT, CREATED):
+                entered[desk_id] = int(event["_id"])  # the oldest last
+        order = sorted(entered, key=entered.__getitem__)
+        return [state for desk_id in order if (state := states[desk_id]) is not None]
 
     def _entered(
         self, span: Document, wanted: int, after: int | None = None

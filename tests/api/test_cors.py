@@ -32,6 +32,8 @@ def test_a_configured_origin_may_preflight_and_read_the_headers_it_needs(cors_cl
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
     exposed = response.headers["Access-Control-Expose-Headers"]
     assert "X-Event-Seq" in exposed and "ETag" in exposed
+    # What a page reads of the cursor's next page, a registry's size and a 503's wait.
+    assert {"Link", "X-Total-Count", "Retry-After"} <= set(exposed.replace(" ", "").split(","))
     assert "Access-Control-Allow-Credentials" not in response.headers
 
 

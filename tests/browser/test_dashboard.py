@@ -10,6 +10,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from api import registry as registry_route
 from desks.bson_json import key_text
 from desks.desk import utc_now
 from tests.browser.conftest import screenshot
@@ -338,3 +339,28 @@ def test_a_large_registry_keeps_only_the_rows_in_view_in_the_page_each_right_whe
     expect(page.locator("#count")).to_have_text(f"({count + 1})")
     page.evaluate("s => { s.scrollTop = 0; }", page.locator("#desks-scroll").element_handle())
     expect(row(page, "Desk 00000")).to_contain_text("321 × 50")
+
+
+def test_a_registry_too_busy_for_one_answer_is_loaded_page_by_page(system, open_page, monkeypatch):
+    count = 250  # more than the first page
+    system.store.desks.insert_many(
+        [{"name": f"Desk {n:05}", "width": 100, "height": 50, "version": 1} for n in range(count)]
+    )
+    wait_until(lambda: system.events.head() == count, timeout=60)
+    monkeypatch.setattr(registry_route, "FOLD_WAIT_SECONDS", 0.1)
+    turns = registry_route.REGISTRIES_AT_ONCE
+    held = [registry_route._folding.acquire(timeout=5) for _ in range(turns)]
+    assert all(held)  # other registries being read
+    open_page.console.allow(r"Failed to load resource: .* status of 503")
+    try:
+        page = open_page()
+        asked: list[str] = []
+        page.on("request", lambda request: asked.append(request.url))
+        page.reload()
+        expect(page.locator("#count")).to_have_text(f"({count})")
+        expect(page.locator("#status")).to_have_attribute("data-state", "live")
+    finally:
+        for _ in held:
+            registry_route._folding.release()
+    assert any("/api/registry?as_of=" in url for url in asked)
+    assert any("after=0&page_size=1000" in url for url in asked)
