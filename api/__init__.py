@@ -120,8 +120,9 @@ def _log_requests(app: Flask) -> None:
             "ms": round(elapsed, 1),
             "request_id": request_id,
         }
-        # The desk a write touched: the same desk_id is on the watcher's and the
-        # broadcaster's lines for its event, so one write can be followed across services.
+        # The desk a write touched: with DESKS_LOG_LEVEL=DEBUG the same desk_id is on the
+        # watcher's and the broadcaster's lines for its event (one write followed across
+        # services); at INFO this line is the only one a write makes.
         desk_id = (request.view_args or {}).get("desk_id") or _created_id(response)
         if desk_id and request.method != "GET":
             fields["desk_id"] = desk_id

@@ -322,7 +322,7 @@ class Broadcaster:
         metrics.EVENTS_BROADCAST.inc()
         metrics.DELIVERIES.inc(sent_to)
         desk_id = event.desk_id if isinstance(event, DeskEvent) else None
-        log.info(
+        log.debug(  # a line per event: for tracing; operators have the metrics
             "event",
             extra={"seq": event.seq, "type": event.type, "desk_id": desk_id, "clients": sent_to},
         )

@@ -337,10 +337,11 @@ class Watcher:
             return
         self._append_many(batch)
         self._seq = seq
-        for event, _ in batch:
-            log.info(
-                "logged", extra={"seq": event.seq, "type": event.type, "desk_id": event.desk_id}
-            )
+        if log.isEnabledFor(logging.DEBUG):  # a line per event: for tracing, not for operators
+            for event, _ in batch:
+                log.debug(
+                    "logged", extra={"seq": event.seq, "type": event.type, "desk_id": event.desk_id}
+                )
 
     def _event(
         self, change: Mapping[str, Any], seq: int, states: Mapping[str, dict[str, Any]]
