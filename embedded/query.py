@@ -340,17 +340,17 @@ class _IndexQuery:
     def __init__(self, collection: Collection, index: Index, reverse: bool) -> None:
         table = collection.table
         if index is ID:
-            self.select = f"SELECT id, rid, doc FROM {table} c WHERE id >= ?"
+            self.select = f"SELECT id, rid, doc FROM {table} c WHERE "
             self.key, self.rid = "id", "rid"
         else:
             self.select = (
                 f"SELECT i.key, i.rid, c.doc FROM {index.table} i JOIN {table} c "
-                "ON c.rid = i.rid WHERE i.key >= ?"
+                "ON c.rid = i.rid WHERE "
             )
             self.key, self.rid = "i.key", "i.rid"
+        self.reverse = reverse
         direction = "DESC" if reverse else "ASC"
         self.order = f" ORDER BY {self.key} {direction}, {self.rid} {direction} LIMIT ?"
-        self.after = "<" if reverse else ">"
 
     def first(
         self,
@@ -361,9 +361,11 @@ class _IndexQuery:
         offset: int = 0,
     ) -> list[Any]:
         """Return the first `batch` rows (key, rid, doc) of the range, past `offset`."""
-        select, bounds = self._bounded(low, high)
+        where, bounds = f"{self.key} >= ?", [low]
+        if high is not None:
+            where, bounds = f"{where} AND {self.key} < ?", [low, high]
         return connection.execute(
-            select + self.order + " OFFSET ?", (*bounds, batch, offset)
+            self.select + where + self.order + " OFFSET ?", (*bounds, batch, offset)
         ).fetchall()
 
     def next(
@@ -375,16 +377,17 @@ class _IndexQuery:
         resume: tuple[bytes, int],
     ) -> list[Any]:
         """Return the `batch` rows of the range that follow the row `resume` (key, rid)."""
-        select, bounds = self._bounded(low, high)
-        return connection.execute(
-            select + f" AND ({self.key}, {self.rid}) {self.after} (?, ?)" + self.order,
-            (*bounds, *resume, batch),
-        ).fetchall()
-
-    def _bounded(self, low: bytes, high: bytes | None) -> tuple[str, list[Any]]:
-        if high is None:
-            return self.select, [low]
-        return self.select + f" AND {self.key} < ?", [low, high]
+        # The row `resume` replaces the bound on its side (it lies within the range): given
+        # both, SQLite seeks by the range's bound and steps over every row already read, so
+        # each batch cost more than the one before (a whole scan was quadratic).
+        row = f"({self.key}, {self.rid})"
+        if self.reverse:
+            where, bounds = f"{self.key} >= ? AND {row} < (?, ?)", [low, *resume]
+        elif high is None:
+            where, bounds = f"{row} > (?, ?)", [*resume]
+        else:
+            where, bounds = f"{row} > (?, ?) AND {self.key} < ?", [*resume, high]
+        return connection.execute(self.select + where + self.order, (*bounds, batch)).fetchall()
 
 
 def _index_scan(

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pymongo import ASCENDING, DESCENDING
 
-from embedded import EmbeddedClient, documents, query
+from embedded import EmbeddedClient, documents, engine, query
 
 SIZE = 5000
 
@@ -149,5 +149,44 @@ def test_exact_plans_answer_what_the_matcher_answers(rows, filter):
         matched = [d["_id"] for d in stored if documents.match(filter, d)]
         assert sorted(d["_id"] for d in collection.find(filter)) == matched
         assert collection.count_documents(filter) == len(matched)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    "sort",
+    [
+        [("_id", ASCENDING)],
+        [("_id", DESCENDING)],
+        [("k", ASCENDING), ("_id", ASCENDING)],
+        [("k", DESCENDING), ("_id", DESCENDING)],
+    ],
+)
+def test_a_long_scan_reads_each_row_once_however_many_batches(monkeypatch, sort):
+    """Each batch resumes at the row after the last one read, never stepping over earlier rows:
+    reading four times the rows costs about four times the SQLite steps (it was quadratic)."""
+    steps = [0]
+    connect = engine.Engine._connect
+
+    def counting(self):
+        connection = connect(self)
+        connection.set_progress_handler(lambda: steps.__setitem__(0, steps[0] + 1), 100)
+        return connection
+
+    monkeypatch.setattr(engine.Engine, "_connect", counting)
+    client = EmbeddedClient()
+    try:
+        collection = client["db"]["scan"]
+        collection.create_index([("k", ASCENDING), ("_id", ASCENDING)])
+        collection.insert_many({"_id": n, "k": n % 7} for n in range(8000))
+        key = (lambda d: (d["k"], d["_id"])) if sort[0][0] == "k" else (lambda d: d["_id"])
+        cost = {}
+        for size in (2000, 8000):
+            steps[0] = 0
+            found = list(collection.find({"_id": {"$lt": size}}).sort(sort))
+            cost[size] = steps[0]
+            expected = sorted(found, key=key, reverse=sort[0][1] == DESCENDING)
+            assert found == expected and len(found) == size
+        assert cost[8000] < 6 * cost[2000], cost
     finally:
         client.close()
