@@ -321,11 +321,17 @@ class Broadcaster:
         metrics.BROADCAST_SECONDS.observe(time.perf_counter() - started)
         metrics.EVENTS_BROADCAST.inc()
         metrics.DELIVERIES.inc(sent_to)
-        desk_id = event.desk_id if isinstance(event, DeskEvent) else None
-        log.debug(  # a line per event: for tracing; operators have the metrics
-            "event",
-            extra={"seq": event.seq, "type": event.type, "desk_id": desk_id, "clients": sent_to},
-        )
+        if log.isEnabledFor(logging.DEBUG):  # a line per event: for tracing, not for operators
+            desk_id = event.desk_id if isinstance(event, DeskEvent) else None
+            log.debug(
+                "event",
+                extra={
+                    "seq": event.seq,
+                    "type": event.type,
+                    "desk_id": desk_id,
+                    "clients": sent_to,
+                },
+            )
         return True
 
     def _start_log(self, epoch: str, after: int, head: int) -> None:

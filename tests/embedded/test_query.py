@@ -153,18 +153,12 @@ def test_exact_plans_answer_what_the_matcher_answers(rows, filter):
         client.close()
 
 
-@pytest.mark.parametrize(
-    "sort",
-    [
-        [("_id", ASCENDING)],
-        [("_id", DESCENDING)],
-        [("k", ASCENDING), ("_id", ASCENDING)],
-        [("k", DESCENDING), ("_id", DESCENDING)],
-    ],
-)
-def test_a_long_scan_reads_each_row_once_however_many_batches(monkeypatch, sort):
-    """Each batch resumes at the row after the last one read, never stepping over earlier rows:
-    reading four times the rows costs about four times the SQLite steps (it was quadratic)."""
+LONG = 9600  # rows of the long-scan collection: many batches of query.SCAN_BATCH
+
+
+@pytest.fixture(scope="module")
+def long_scan():
+    """A collection read through connections that count SQLite's steps (progress handler)."""
     steps = [0]
     connect = engine.Engine._connect
 
@@ -173,20 +167,54 @@ def test_a_long_scan_reads_each_row_once_however_many_batches(monkeypatch, sort)
         connection.set_progress_handler(lambda: steps.__setitem__(0, steps[0] + 1), 100)
         return connection
 
-    monkeypatch.setattr(engine.Engine, "_connect", counting)
-    client = EmbeddedClient()
-    try:
-        collection = client["db"]["scan"]
-        collection.create_index([("k", ASCENDING), ("_id", ASCENDING)])
-        collection.insert_many({"_id": n, "k": n % 7} for n in range(8000))
-        key = (lambda d: (d["k"], d["_id"])) if sort[0][0] == "k" else (lambda d: d["_id"])
-        cost = {}
-        for size in (2000, 8000):
-            steps[0] = 0
-            found = list(collection.find({"_id": {"$lt": size}}).sort(sort))
-            cost[size] = steps[0]
-            expected = sorted(found, key=key, reverse=sort[0][1] == DESCENDING)
-            assert found == expected and len(found) == size
-        assert cost[8000] < 6 * cost[2000], cost
-    finally:
-        client.close()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine.Engine, "_connect", counting)
+        client = EmbeddedClient()
+    collection = client["db"]["scan"]
+    collection.create_index([("k", ASCENDING), ("_id", ASCENDING)])  # three rows a key
+    collection.create_index("u", unique=True)
+    collection.insert_many({"_id": n, "k": n // 3, "u": n} for n in range(LONG))
+    yield collection, steps
+    client.close()
+
+
+# (sort, filter of `size` rows, their ids in order, the index read): every kind of index
+# (ids, a secondary index with equal keys across batches, a unique one), both ways, with
+# the range's bound on the side the scan resumes from and on the other side.
+SCANS = [
+    ([("_id", 1)], lambda s: {"_id": {"$lt": s}}, lambda s: range(s), "_id_"),
+    ([("_id", 1)], lambda s: {"_id": {"$gte": LONG - s}}, lambda s: range(LONG - s, LONG), "_id_"),
+    ([("_id", -1)], lambda s: {"_id": {"$lt": s}}, lambda s: range(s - 1, -1, -1), "_id_"),
+    (
+        [("_id", -1)],
+        lambda s: {"_id": {"$gte": LONG - s}},
+        lambda s: range(LONG - 1, LONG - s - 1, -1),
+        "_id_",
+    ),
+    ([("k", 1), ("_id", 1)], lambda s: {"k": {"$lt": s // 3}}, lambda s: range(s), "k_1__id_1"),
+    (
+        [("k", -1), ("_id", -1)],
+        lambda s: {"k": {"$gte": (LONG - s) // 3}},
+        lambda s: range(LONG - 1, LONG - s - 1, -1),
+        "k_1__id_1",
+    ),
+    ([("u", 1)], lambda s: {"u": {"$gte": LONG - s}}, lambda s: range(LONG - s, LONG), "u_1"),
+    ([("u", -1)], lambda s: {"u": {"$lt": s}}, lambda s: range(s - 1, -1, -1), "u_1"),
+]
+
+
+@pytest.mark.parametrize(("sort", "within", "ids", "index"), SCANS)
+def test_a_long_scan_reads_each_row_once_however_many_batches(long_scan, sort, within, ids, index):
+    """Each batch resumes at the row after the last one read, never stepping over earlier rows:
+    reading four times the rows costs about four times the SQLite steps (it was quadratic),
+    and every row of the range comes once, in order, none from outside it."""
+    collection, steps = long_scan
+    cost = {}
+    for size in (LONG // 4, LONG):
+        plan, _ = stats(collection.find(within(size)).sort(sort))
+        assert plan["indexName"] == index
+        steps[0] = 0
+        found = [document["_id"] for document in collection.find(within(size)).sort(sort)]
+        cost[size] = steps[0]
+        assert found == list(ids(size))
+    assert cost[LONG] < 6 * cost[LONG // 4], cost
