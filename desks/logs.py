@@ -4,36 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+from desks.terminal import UNSAFE, escape_character
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is a field.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
-# Characters a log line must never carry raw: C0 and C1 controls (CR, ESC...) and DEL, which
-# forge lines or drive terminals, and Unicode format characters (bidi overrides), which make
-# a line read otherwise than it is.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _escape(match: re.Match[str]) -> str:
-    character = match.group()
-    if character in _NAMED:
-        return _NAMED[character]
-    code = ord(character)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
-
-
 def _quote(value: Any) -> str:
     """Return a logfmt value: bare when safe, else quoted with every unsafe character escaped."""
     text = str(value)
-    if text and not any(c in text for c in ' "=\\') and not _UNSAFE.search(text):
+    if text and not any(c in text for c in ' "=\\') and not UNSAFE.search(text):
         return text
-    return '"' + _UNSAFE.sub(_escape, text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
+    return '"' + UNSAFE.sub(escape_character, text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
 
 
 class LogfmtFormatter(logging.Formatter):

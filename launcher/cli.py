@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -17,11 +18,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import FrameType
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urljoin
 
 from desks import logs
 from desks.auth import SCOPES
 from desks.settings import Settings, SettingsError
+from desks.terminal import printable, printable_json
+
+_NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')  # a Link header's next page
 
 log = logging.getLogger("desks.cli")
 
@@ -378,7 +382,7 @@ def _consume(settings: Settings, args: argparse.Namespace) -> int:
         args.url,
         args.after,
         args.lang,
-        lambda line: print(line, flush=True),
+        lambda line: print(printable(line), flush=True),
         desk=args.desk,
         token=args.token,
     )
@@ -430,7 +434,7 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
         print(f"log and store agree: {verdict.desks} desks, {verdict.events} events")
         return 0
     for difference in verdict.differences:
-        print(difference)
+        print(printable(str(difference)))
     print(
         f"log and store differ: {len(verdict.differences)} differences "
         f"({verdict.desks} desks, {verdict.events} events)",
@@ -439,36 +443,42 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     return 1
 
 
-def _read_list(url: str, token: str | None) -> list[Any] | None:
-    """Return the JSON list the API answers at `url`, or None having said why it cannot."""
+def _read_list(url: str, token: str | None) -> tuple[list[Any], str | None] | None:
+    """Return the JSON list the API answers at `url` and the URL of its next page (its
+    `Link: rel="next"`), or None having said why it cannot."""
     request = urllib.request.Request(url)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             found = json.load(response)
+            link = _NEXT.search(response.headers.get("Link") or "")
     except (urllib.error.URLError, OSError, ValueError) as error:
         print(f"desks replay: cannot read {url}: {error}", file=sys.stderr)
         return None
     if not isinstance(found, list):
         print(f"desks replay: {url} did not answer a list", file=sys.stderr)
         return None
-    return found
+    return found, urljoin(url, link.group(1)) if link else None
+
+
+def _print_json(value: Any) -> None:
+    # Values written around the API may hold controls or bidi characters: escaped, same JSON.
+    print(printable_json(json.dumps(value, ensure_ascii=False)), flush=True)
 
 
 def _replay_as_of(args: argparse.Namespace) -> int:
-    page = 1
-    while True:
-        query = urlencode({"as_of": args.as_of, "page": page, "page_size": 100})
-        url = f"{args.api.rstrip('/')}/api/desks?{query}"
-        desks = _read_list(url, args.token)
-        if desks is None:
+    # By cursor: each page names the next (pages by number cost O(N^2) over a registry).
+    query = urlencode({"as_of": args.as_of, "after": 0, "page_size": 1000})
+    url: str | None = f"{args.api.rstrip('/')}/api/desks?{query}"
+    while url is not None:
+        read = _read_list(url, args.token)
+        if read is None:
             return 1
+        desks, url = read
         for desk in desks:
-            print(json.dumps(desk, ensure_ascii=False), flush=True)
-        if len(desks) < 100:
-            return 0
-        page += 1
+            _print_json(desk)
+    return 0
 
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:
@@ -479,11 +489,12 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
         page = 1000 if remaining is None else min(remaining, 1000)
         path = "/api/events" if args.desk is None else f"/api/desks/{quote(args.desk, '')}/events"
         url = f"{args.api.rstrip('/')}{path}?{urlencode({'after': after, 'limit': page})}"
-        events = _read_list(url, args.token)
-        if events is None:
+        read = _read_list(url, args.token)
+        if read is None:
             return 1
+        events, _ = read
         for event in events:
-            print(json.dumps(event, ensure_ascii=False), flush=True)
+            _print_json(event)
         if len(events) < page:
             break
         after = events[-1]["seq"]

@@ -319,3 +319,19 @@ def test_consume_with_a_refused_token_exits_1_saying_why():
         result = desks("consume", "--url", url, "--token", "wrong")
     assert result.returncode == 1
     assert "refused the token (HTTP 401)" in result.stderr
+
+
+def test_replay_as_of_reads_a_registry_larger_than_a_page_by_its_cursor(system):
+    port, running = system
+    client = EmbeddedClient(str(running.store))
+    try:
+        desks_written = [
+            {"name": f"D{n}", "width": 1, "height": 1, "version": 1} for n in range(1005)
+        ]
+        client["desks"]["desks"].insert_many(desks_written)
+    finally:
+        client.close()
+    api = f"http://127.0.0.1:{port}"
+    wait_until(lambda: desks("replay", "--api", api, "--as-of", "1005").returncode == 0, timeout=30)
+    lines = desks("replay", "--api", api, "--as-of", "1005").stdout.splitlines()
+    assert [json.loads(line)["name"] for line in lines] == [f"D{n}" for n in range(1005)]

@@ -1,0 +1,37 @@
+"""Text bound for a terminal or a log line, with the characters that could drive or fool it escaped.
+
+C0 and C1 controls (CR, ESC, CSI...) and DEL forge lines or drive a terminal; Unicode format
+characters (bidi overrides, zero-width spaces and joiners, the BOM) make text read otherwise
+than it is. Desk names written around the API can hold any of them.
+"""
+
+from __future__ import annotations
+
+import re
+
+UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_character(match: re.Match[str]) -> str:
+    """Return the escape of one unsafe character (`\\n`, `\\x1b`, `\\u202e`)."""
+    character = match.group()
+    if character in _NAMED:
+        return _NAMED[character]
+    code = ord(character)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """Return `text` with every unsafe character escaped; the rest (emoji too) as it is."""
+    return UNSAFE.sub(escape_character, text)
+
+
+def printable_json(text: str) -> str:
+    """Return JSON text with every unsafe character as a `\\uXXXX` escape: the same JSON value.
+
+    json.dumps escapes C0 controls already; DEL, C1 controls and format characters it leaves
+    raw (with ensure_ascii=False). They can only stand inside strings, where `\\uXXXX` means
+    the same character.
+    """
+    return UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)

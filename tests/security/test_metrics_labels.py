@@ -1,0 +1,38 @@
+"""Anyone can send any method to any path: /metrics keeps a closed set of series."""
+
+from __future__ import annotations
+
+import random
+import string
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from desks.metrics import exposition
+
+
+def api_series() -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    """Return the API's series (name and labels) in this process's exposition."""
+    text = exposition()[0].decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items())))
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("desks_api_")
+    }
+
+
+def test_invented_methods_and_paths_add_no_series(client):
+    # One request of each kind first: a route and a path no route matches, each with a method
+    # HTTP defines and one a caller invented (405 and 404: answered, counted).
+    for method in ("GET", "XMETHOD"):
+        for path in ("/api/desks", "/zz-nowhere"):
+            client.open(path, method=method)
+    before = api_series()
+    rng = random.Random(21)
+    for _ in range(2000):
+        method = "X" + "".join(rng.choices(string.ascii_uppercase + string.digits, k=8))
+        client.open("/api/desks", method=method)
+        client.open("/zz-" + "".join(rng.choices(string.ascii_lowercase, k=12)), method=method)
+    assert api_series() == before
+    labels = {dict(labels).get("method") for _, labels in before}
+    assert labels <= {"GET", "other", None}

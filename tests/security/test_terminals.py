@@ -1,0 +1,98 @@
+"""A desk name written around the API cannot drive or fool an operator's terminal."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from desks.terminal import UNSAFE, printable, printable_json
+from embedded import EmbeddedClient
+from tests.conftest import free_port, wait_until
+from tests.processes import Running, desks_env
+
+# ESC [2J (clear screen), CSI as one C1 character, DEL, a right-to-left override, a zero-width
+# space, a BOM and a carriage return that would let the line overwrite itself.
+HOSTILE = "Mesa \x1b[2J\x9b31m\x7f\u202eatsE\u200b\ufeff\rok 🪑"
+
+
+def test_printable_escapes_what_drives_a_terminal_and_keeps_the_rest():
+    text = printable(HOSTILE)
+    assert not UNSAFE.search(text)
+    assert text == "Mesa \\x1b[2J\\x9b31m\\x7f\\u202eatsE\\u200b\\ufeff\\rok 🪑"
+
+
+def test_printable_json_is_the_same_value():
+    text = printable_json(json.dumps({"name": HOSTILE}, ensure_ascii=False))
+    assert not UNSAFE.search(text)
+    assert json.loads(text) == {"name": HOSTILE}
+    assert "🪑" in text  # not ASCII-escaped: people read it
+
+
+@pytest.fixture
+def hostile_desk(tmp_path):
+    """`desks up` with a desk named HOSTILE written straight into its store file."""
+    running = Running(free_port(), tmp_path / "up.log")
+    try:
+        running.wait_ready()
+        client = EmbeddedClient(str(running.store))
+        try:
+            client["desks"]["desks"].insert_one(
+                {"name": HOSTILE, "width": 1, "height": 1, "version": 1}
+            )
+        finally:
+            client.close()
+        yield running
+    finally:
+        running.close()
+
+
+def desks_out(*args: str, timeout: float = 30) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "launcher.cli", *args],
+        capture_output=True,
+        text=True,
+        env=desks_env(),
+        timeout=timeout,
+    ).stdout
+
+
+def test_replay_prints_no_raw_control_or_bidi_character(hostile_desk):
+    api = hostile_desk.api
+
+    def events():
+        return desks_out("replay", "--api", api)
+
+    wait_until(lambda: "Mesa" in events(), timeout=20)
+    for out in (events(), desks_out("replay", "--api", api, "--as-of", "1")):
+        assert out and not UNSAFE.search(out.replace("\n", ""))
+        names = [
+            json.loads(line).get("name") or json.loads(line)["desk"]["name"]
+            for line in out.splitlines()
+        ]
+        assert names == [HOSTILE]
+
+
+def test_consume_prints_no_raw_control_or_bidi_character(hostile_desk):
+    command = [sys.executable, "-m", "launcher.cli", "consume", "--url", hostile_desk.ws]
+    command += ["--after", "0"]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=desks_env()
+    ) as process:
+        assert process.stdout is not None
+        deadline = threading.Timer(30, process.kill)  # readline() then ends: no hang
+        deadline.start()
+        try:
+            line = b""
+            while b"atsE" not in line:  # the desk's line, not the banner
+                line = process.stdout.readline()
+                assert line, "consume ended before printing the desk"
+        finally:
+            deadline.cancel()
+            process.kill()
+    text = line.decode().rstrip("\n")
+    assert not UNSAFE.search(text)
+    assert "\\x1b[2J" in text and "\\u202e" in text and "🪑" in text
