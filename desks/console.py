@@ -14,6 +14,7 @@ from desks.events import (
     Resync,
     Snapshot,
 )
+from desks.terminal import printable
 
 TEXT: dict[str, dict[str, Any]] = {
     "es": {
@@ -65,10 +66,12 @@ INDENT = "   "
 
 
 def number(value: Any) -> str:
-    """Print 180 as 180 and 75.5 as 75.5 (never 180.0)."""
+    """Print 180 as 180 and 75.5 as 75.5 (never 180.0); any other value terminal-safe."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    # Values come from the store, written around the API too: no control, bidi or zero-width
+    # character reaches the terminal raw (a newline in a name would forge a line).
+    return printable(str(value))
 
 
 def clock(at: str) -> str:
@@ -88,8 +91,8 @@ def render(event: Event, lang: str = "es", previous: dict[str, Any] | None = Non
     assert isinstance(event, DeskCreated | DeskUpdated | DeskDeleted)
     desk = event.desk
     values = {
-        "id": event.desk_id,
-        "name": desk.get("name", "?"),
+        "id": printable(event.desk_id),
+        "name": number(desk.get("name", "?")),
         "width": number(desk.get("width", "?")),
         "height": number(desk.get("height", "?")),
         "version": event.version,

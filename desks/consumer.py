@@ -16,6 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from desks.backoff import Backoff
 from desks.console import TEXT, render
 from desks.events import DeskDeleted, DeskEvent, EventFormatError, decode
+from desks.terminal import printable
 
 log = logging.getLogger("desks.consumer")
 
@@ -67,7 +68,7 @@ class Consumer:
             except InvalidStatus as exc:
                 status = exc.response.status_code
                 if status in (401, 403):
-                    body = exc.response.body.decode(errors="replace").strip()
+                    body = printable(exc.response.body.decode(errors="replace").strip())
                     return f"the broadcaster refused the token (HTTP {status}): {body}"
                 error = type(exc).__name__
             except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, InvalidURI) as exc:
@@ -134,7 +135,7 @@ class Consumer:
 
     def _unreadable(self, seq: object, error: Exception) -> None:
         where = f" (seq {seq})" if isinstance(seq, int) else ""
-        reason = f"{type(error).__name__}: {error}"[:200]
+        reason = printable(f"{type(error).__name__}: {error}"[:200])  # may quote the message
         self._write(self._text["unreadable"].format(where=where, error=reason))
         log.warning("unreadable message skipped", extra={"seq": seq, "error": reason})
 

@@ -382,7 +382,7 @@ def _consume(settings: Settings, args: argparse.Namespace) -> int:
         args.url,
         args.after,
         args.lang,
-        lambda line: print(printable(line), flush=True),
+        lambda line: print(line, flush=True),  # desk values arrive escaped (console)
         desk=args.desk,
         token=args.token,
     )

@@ -86,13 +86,19 @@ def test_consume_prints_no_raw_control_or_bidi_character(hostile_desk):
         deadline = threading.Timer(30, process.kill)  # readline() then ends: no hang
         deadline.start()
         try:
-            line = b""
-            while b"atsE" not in line:  # the desk's line, not the banner
-                line = process.stdout.readline()
-                assert line, "consume ended before printing the desk"
+            lines: list[bytes] = []
+            while not lines or not lines[-1].lstrip().startswith("🎉".encode()):
+                lines.append(process.stdout.readline())
+                assert lines[-1], f"consume ended before printing the desk: {lines}"
         finally:
             deadline.cancel()
             process.kill()
-    text = line.decode().rstrip("\n")
-    assert not UNSAFE.search(text)
-    assert "\\x1b[2J" in text and "\\u202e" in text and "🪑" in text
+    block = [line.decode().rstrip("\n") for line in lines]
+    block = block[next(n for n, line in enumerate(block) if "atsE" in line) :]
+    assert not any(UNSAFE.search(line) for line in block)
+    # The seed system's block, one line each: the name's CR and ESC escaped, not obeyed.
+    head, ident, name, size, available = block
+    assert "🪑 Nueva mesa creada: Mesa \\x1b[2J\\x9b31m\\x7f\\u202eatsE" in head
+    assert head.endswith("\\ufeff\\rok 🪑 (1x1cm)")
+    assert ident.startswith("   🆔 ID: ") and name.startswith("   🏷️  Nombre: Mesa \\x1b")
+    assert size == "   📏 Dimensiones: 1cm x 1cm" and available == "   🎉 ¡Nueva mesa disponible!"
