@@ -36,7 +36,7 @@ def register(app: Flask, origins: Sequence[str]) -> None:
     CORS(
         app,
         resources={r"/api/*": {"origins": list(origins)}},
-        methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
+        methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=ALLOWED,
         expose_headers=EXPOSED,
         supports_credentials=False,  # tokens travel in Authorization, never in cookies

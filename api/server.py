@@ -32,9 +32,15 @@ IDLE_TIMEOUT_S = 5
 REQUEST_READ_TIMEOUT_S = 10
 
 
-def gunicorn_options(bind: str, workers: int, threads: int) -> dict[str, Any]:
+def gunicorn_options(
+    bind: str, workers: int, threads: int, control_socket: str | None = None
+) -> dict[str, Any]:
     """Return the gunicorn settings of `desks api` and `desks up`: one production server."""
     return {
+        # gunicorn opens a control socket by default at one path per user (~/.gunicorn/
+        # gunicorn.ctl), shared by every instance: only where an operator asks for one.
+        "control_socket_disable": control_socket is None,
+        **({"control_socket": control_socket} if control_socket else {}),
         "bind": bind,
         "workers": workers,
         "threads": threads,

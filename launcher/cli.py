@@ -82,6 +82,11 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     api.add_argument(
         "--fd", type=int, help="serve on this inherited listening socket instead (desks up)"
     )
+    api.add_argument(
+        "--control-socket",
+        metavar="PATH",
+        help="open gunicorn's control socket (gunicornc) here, mode 0600 (default: none)",
+    )
 
     watcher = commands.add_parser(
         "watcher",
@@ -272,7 +277,7 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
     from api.server import GunicornServer, gunicorn_options
 
     bind = f"fd://{args.fd}" if args.fd is not None else f"{args.host}:{args.port}"
-    options = gunicorn_options(bind, args.workers, args.threads)
+    options = gunicorn_options(bind, args.workers, args.threads, args.control_socket)
 
     def forget_worker(_server: object, worker: Any) -> None:
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
