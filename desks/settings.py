@@ -194,7 +194,12 @@ class Settings:
             publish_token=env.get("DESKS_PUBLISH_TOKEN") or None,
             history_size=_integer(env, "DESKS_HISTORY_SIZE", cls.history_size, 1, 10_000_000),
             ahead_wait_seconds=_number(
-                env, "DESKS_AHEAD_WAIT_SECONDS", cls.ahead_wait_seconds, 0, 600
+                # Each waiting client holds a connection: an attacker's many, for this long.
+                env,
+                "DESKS_AHEAD_WAIT_SECONDS",
+                cls.ahead_wait_seconds,
+                0,
+                30,
             ),
             jwt_secret=_jwt_secret(env),
             jwt_public_key=_jwt_public_key(env),

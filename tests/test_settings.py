@@ -51,6 +51,7 @@ def test_values_are_read_and_typed():
         ("DESKS_BROADCASTER_PORT", "-1"),
         ("DESKS_EMBEDDED_SYNCHRONOUS", "off"),
         ("DESKS_EMBEDDED_HISTORY_SIZE", "0"),
+        ("DESKS_AHEAD_WAIT_SECONDS", "31"),
     ],
 )
 def test_invalid_values_name_the_variable(name, value):
