@@ -13,6 +13,7 @@ from pymongo import uri_parser
 from pymongo.errors import ConfigurationError, InvalidURI
 
 from desks.auth import Verifier
+from desks.redact import redacted
 
 
 class SettingsError(ValueError):
@@ -324,7 +325,7 @@ def _mongodb_uri(raw: str | None) -> str | None:
     raw = raw.strip()
     if not raw.startswith(("mongodb://", "mongodb+srv://")):
         raise SettingsError(
-            f"MONGODB_URI must start with mongodb:// or mongodb+srv://, got {raw!r}"
+            f"MONGODB_URI must start with mongodb:// or mongodb+srv://, got {redacted(raw)!r}"
         )
     if raw.startswith("mongodb://"):  # +srv would need DNS here; pymongo checks it at connect
         try:
@@ -337,5 +338,5 @@ def _mongodb_uri(raw: str | None) -> str | None:
 def _websocket_url(name: str, raw: str) -> str:
     raw = raw.strip()
     if not raw.startswith(("ws://", "wss://")):
-        raise SettingsError(f"{name} must be a ws:// or wss:// URL, got {raw!r}")
+        raise SettingsError(f"{name} must be a ws:// or wss:// URL, got {redacted(raw)!r}")
     return raw
