@@ -61,7 +61,11 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     up = commands.add_parser(
         "up", help="run API (gunicorn), watcher and broadcaster together, on a store file"
     )
-    up.add_argument("--host", default=settings.api_host, help="API address (%(default)s)")
+    up.add_argument(
+        "--host",
+        help=f"API and broadcaster address (else {settings.api_host} and"
+        f" {settings.broadcaster_host}: DESKS_API_HOST, DESKS_BROADCASTER_HOST)",
+    )
     up.add_argument("--port", type=_port, default=settings.api_port, help="API port (%(default)s)")
     up.add_argument(
         "--ws-port",
@@ -236,9 +240,9 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
     from desks.store import open_store
     from launcher.system import System
 
-    settings = replace(
-        settings, api_host=args.host, api_port=args.port, broadcaster_port=args.ws_port
-    )
+    # --host binds both: a dashboard served to other machines must reach its live events too.
+    hosts = {} if args.host is None else {"api_host": args.host, "broadcaster_host": args.host}
+    settings = replace(settings, api_port=args.port, broadcaster_port=args.ws_port, **hosts)
     api = {"workers": args.workers, "threads": args.threads}
     stopping = _stop_on_signal()
     crash = _Crash(stopping)
