@@ -1,15 +1,39 @@
 """Text bound for a terminal or a log line, with the characters that could drive or fool it escaped.
 
 C0 and C1 controls (CR, ESC, CSI...) and DEL forge lines or drive a terminal; Unicode format
-characters (bidi overrides, zero-width spaces and joiners, the BOM) make text read otherwise
-than it is. Desk names written around the API can hold any of them.
+characters (bidi overrides, zero-width spaces and joiners, word joiners, the BOM) make text
+read otherwise than it is; line and paragraph separators split JSON lines for some readers.
+Desk names written around the API can hold any of them.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
-UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+def _unsafe_class() -> str:
+    """Return a regex class of the BMP's control and format characters (Cc, Cf: the set the
+    API refuses in names) and the line and paragraph separators (Zl, Zp), from this Python's
+    Unicode database. Format characters beyond the BMP (emoji tags, hieroglyph joiners)
+    belong to scripts and stay."""
+    codes = [
+        code
+        for code in range(0x10000)
+        if unicodedata.category(chr(code)) in {"Cc", "Cf", "Zl", "Zp"}
+    ]
+    ranges: list[list[int]] = []
+    for code in codes:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "".join(
+        f"\\u{low:04x}" if low == high else f"\\u{low:04x}-\\u{high:04x}" for low, high in ranges
+    )
+
+
+UNSAFE = re.compile(f"[{_unsafe_class()}]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import FrameType
 from typing import Any
-from urllib.parse import quote, urlencode, urljoin
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from desks import logs
 from desks.auth import SCOPES
@@ -452,9 +453,9 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     return 1
 
 
-def _read_list(url: str, token: str | None) -> tuple[list[Any], str | None] | None:
-    """Return the JSON list the API answers at `url` and the URL of its next page (its
-    `Link: rel="next"`), or None having said why it cannot."""
+def _read_list(url: str, token: str | None) -> tuple[list[Any], int | None] | None:
+    """Return the JSON list the API answers at `url` and the cursor of its next page (the
+    `after` of its `Link: rel="next"`), or None having said why it cannot."""
     request = urllib.request.Request(url)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
@@ -462,13 +463,17 @@ def _read_list(url: str, token: str | None) -> tuple[list[Any], str | None] | No
         with urllib.request.urlopen(request, timeout=30) as response:
             found = json.load(response)
             link = _NEXT.search(response.headers.get("Link") or "")
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        print(f"desks replay: cannot read {url}: {error}", file=sys.stderr)
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
+        # The server's words (a reason phrase) reach the terminal escaped, like its values.
+        print(printable(f"desks replay: cannot read {url}: {error}"), file=sys.stderr)
         return None
     if not isinstance(found, list):
-        print(f"desks replay: {url} did not answer a list", file=sys.stderr)
+        print(printable(f"desks replay: {url} did not answer a list"), file=sys.stderr)
         return None
-    return found, urljoin(url, link.group(1)) if link else None
+    # Only the cursor is taken from the link: the next URL is built on --api like the first
+    # (an API behind a path prefix links from the root), and the token goes nowhere else.
+    after = parse_qs(urlsplit(link.group(1)).query).get("after", [""])[0] if link else ""
+    return found, int(after) if after.isdigit() else None
 
 
 def _print_json(value: Any) -> None:
@@ -478,15 +483,19 @@ def _print_json(value: Any) -> None:
 
 def _replay_as_of(args: argparse.Namespace) -> int:
     # By cursor: each page names the next (pages by number cost O(N^2) over a registry).
-    query = urlencode({"as_of": args.as_of, "after": 0, "page_size": 1000})
-    url: str | None = f"{args.api.rstrip('/')}/api/desks?{query}"
-    while url is not None:
-        read = _read_list(url, args.token)
+    after: int | None = 0
+    while after is not None:
+        query = urlencode({"as_of": args.as_of, "after": after, "page_size": 1000})
+        read = _read_list(f"{args.api.rstrip('/')}/api/desks?{query}", args.token)
         if read is None:
             return 1
-        desks, url = read
+        desks, cursor = read
         for desk in desks:
             _print_json(desk)
+        if cursor is not None and cursor <= after:
+            print(f"desks replay: the API's next page does not move on ({cursor})", file=sys.stderr)
+            return 1
+        after = cursor
     return 0
 
 

@@ -335,3 +335,45 @@ def test_replay_as_of_reads_a_registry_larger_than_a_page_by_its_cursor(system):
     wait_until(lambda: desks("replay", "--api", api, "--as-of", "1005").returncode == 0, timeout=30)
     lines = desks("replay", "--api", api, "--as-of", "1005").stdout.splitlines()
     assert [json.loads(line)["name"] for line in lines] == [f"D{n}" for n in range(1005)]
+
+
+def test_replay_as_of_behind_a_path_prefix_keeps_to_it(tmp_path):
+    # The API links its next page from its root (/api/desks?...); behind a proxy mounting it
+    # at /prefix, replay must stay under --api, and send its token nowhere else.
+    import http.server
+    import threading
+    from urllib.parse import parse_qs, urlsplit
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append((self.path, self.headers.get("Authorization")))
+            url = urlsplit(self.path)
+            after = int(parse_qs(url.query)["after"][0])
+            if url.path != "/prefix/api/desks" or after > 1:
+                self.send_error(404)
+                return
+            body = json.dumps([{"name": f"D{after}"}]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if after == 0:
+                self.send_header("Link", '</api/desks?as_of=9&after=1&page_size=1000>; rel="next"')
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = f"http://127.0.0.1:{server.server_address[1]}/prefix"
+        result = desks("replay", "--api", api, "--as-of", "9", "--token", "t0k")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["name"] for line in result.stdout.splitlines()] == ["D0", "D1"]
+    assert [path.split("?")[0] for path, _ in seen] == ["/prefix/api/desks"] * 2
+    assert {token for _, token in seen} == {"Bearer t0k"}

@@ -25,6 +25,15 @@ def test_printable_escapes_what_drives_a_terminal_and_keeps_the_rest():
     assert text == "Mesa \\x1b[2J\\x9b31m\\x7f\\u202eatsE\\u200b\\ufeff\\rok 🪑"
 
 
+def test_what_the_api_refuses_in_names_is_escaped_in_print_too():
+    # Word joiners and other format characters hide inside a name ("Mesa\u2060 Ejecutiva" reads
+    # as another desk's); line separators split JSON lines for str.splitlines().
+    hidden = "\u00ad\u180e\u2060\u2064\u206f\ufff9\u2028\u2029"
+    assert printable(hidden) == "\\xad\\u180e\\u2060\\u2064\\u206f\\ufff9\\u2028\\u2029"
+    kept = "Señor 🪑 ✏️ 👍🏽"  # letters, emoji, variation selectors, skin tones
+    assert printable(kept) == kept
+
+
 def test_printable_json_is_the_same_value():
     text = printable_json(json.dumps({"name": HOSTILE}, ensure_ascii=False))
     assert not UNSAFE.search(text)
