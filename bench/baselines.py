@@ -18,7 +18,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
-from broadcaster.server import Broadcaster
+from broadcaster.server import Broadcaster, Limits
 
 TOKEN = "bench"
 HELLO = json.dumps({"type": "hello", "head": 0, "epoch": "bench"})
@@ -27,7 +27,9 @@ HELLO = json.dumps({"type": "hello", "head": 0, "epoch": "bench"})
 def serve_forever(kind: str, ports: Any, stop: Any) -> None:
     """Run the server `kind` on a free port, put the port on `ports`, until `stop` is set."""
     if kind == "ours":
-        server = Broadcaster(TOKEN, retain=100_000)
+        # Every benchmark client comes from 127.0.0.1: no per-address cap (as behind a proxy).
+        limits = Limits(max_connections=1_000_000, max_per_address=1_000_000)
+        server = Broadcaster(TOKEN, retain=100_000, limits=limits)
         running = threading.Event()
         thread = threading.Thread(target=server.run, args=("127.0.0.1", 0, running), daemon=True)
         thread.start()

@@ -110,6 +110,9 @@ class Up:
             "DESKS_EMBEDDED_PATH": path,
             "DESKS_EMBEDDED_HISTORY_SIZE": str(HISTORY),
             "DESKS_LOG_LEVEL": "WARNING",
+            # Every benchmark client comes from 127.0.0.1: no per-address cap.
+            "DESKS_MAX_CONNECTIONS_PER_ADDRESS": "1000000",
+            "DESKS_MAX_CONNECTIONS": "1000000",
         }
         env.pop("MONGODB_URI", None)
         command = [

@@ -25,6 +25,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from broadcaster import metrics
+from broadcaster.admission import Admission
 from broadcaster.fanout import Fanout
 from broadcaster.history import History, SequenceGap
 from broadcaster.peer import POLICY_VIOLATION, Allowance, GuardedConnection, cut, remote
@@ -45,6 +46,7 @@ MAX_PUBLISHED_BYTES = 16 * 1024 * 1024
 REPLAY_CHUNK = 200
 # How long a client may wait for `hello` while the broadcaster does not know its log yet.
 HELLO_WAIT = 0.5
+RETRY_AFTER_S = 5  # a client refused for the limits may try again after this
 # The close code for a token that expired while connected (4000-4999: private use, RFC 6455).
 TOKEN_EXPIRED = 4401
 
@@ -62,6 +64,10 @@ class Limits:
     ping_timeout: float = 20.0
     close_timeout: float = 5.0  # a peer that ignores the closing handshake is cut off after this
     ahead_wait: float = 5.0  # how long a position beyond the head waits for it before `reset`
+    # Clients held at once, in all and from one address; beyond them the handshake gets 503.
+    # ~16 KiB an idle client (BENCHMARKS.md) plus its send buffer: 10,000 fit a small container.
+    max_connections: int = 10_000
+    max_per_address: int = 200
 
 
 class Broadcaster:
@@ -96,6 +102,7 @@ class Broadcaster:
         self.started = threading.Event()  # set once listening, or once listening failed
         self.start_error: OSError | None = None
         self._connections: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
+        self.admission = Admission(self.limits.max_connections, self.limits.max_per_address)
 
     @property
     def clients(self) -> set[ServerConnection]:
@@ -138,9 +145,26 @@ class Broadcaster:
             refused = connection.respond(status, f"{error}\n")
             refused.headers["WWW-Authenticate"] = 'Bearer realm="desks"'
             return refused
+        full = self._admit(connection)
+        if full is not None:
+            return full
         if grant is not None:
             self._grants[connection] = grant
         return None
+
+    def _admit(self, connection: ServerConnection) -> Response | None:
+        """Count a client against the limits, or answer 503 with Retry-After."""
+        if not isinstance(connection, GuardedConnection):
+            return None  # (serve() makes every connection one: only it tells when it is gone)
+        address = connection.remote_address[0] if connection.remote_address else "?"
+        why = self.admission.admit(address)
+        if why is None:
+            connection.on_lost = lambda: self.admission.release(address)
+            return None
+        log.warning("client refused", extra={"remote": remote(connection), "reason": why})
+        refused = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, f"{why}; retry later\n")
+        refused.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return refused
 
     def _authorized(self, headers: Headers) -> bool:
         supplied = headers.get("Authorization", "")

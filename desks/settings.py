@@ -48,6 +48,8 @@ ENVIRONMENT = {
     "publisher_max_lag": "DESKS_PUBLISHER_MAX_LAG",
     "checkpoint_idle_seconds": "DESKS_CHECKPOINT_IDLE_SECONDS",
     "ahead_wait_seconds": "DESKS_AHEAD_WAIT_SECONDS",
+    "max_connections": "DESKS_MAX_CONNECTIONS",
+    "max_connections_per_address": "DESKS_MAX_CONNECTIONS_PER_ADDRESS",
     "idempotency_ttl_seconds": "DESKS_IDEMPOTENCY_TTL_SECONDS",
     "jwt_secret": "DESKS_JWT_SECRET",
     "jwt_public_key": "DESKS_JWT_PUBLIC_KEY",
@@ -89,6 +91,8 @@ class Settings:
     publisher_max_lag: int = 1000
     checkpoint_idle_seconds: int = 60
     ahead_wait_seconds: float = 5.0
+    max_connections: int = 10_000
+    max_connections_per_address: int = 200
     idempotency_ttl_seconds: int = 86_400
     jwt_secret: str | None = None  # HS256; at least 32 bytes
     jwt_public_key: str | None = None  # RS256, PEM (or a path to one)
@@ -194,13 +198,19 @@ class Settings:
             ),
             publish_token=env.get("DESKS_PUBLISH_TOKEN") or None,
             history_size=_integer(env, "DESKS_HISTORY_SIZE", cls.history_size, 1, 10_000_000),
+            # Each client waiting ahead of the head holds a connection that long: at most 30 s.
             ahead_wait_seconds=_number(
-                # Each waiting client holds a connection: an attacker's many, for this long.
+                env, "DESKS_AHEAD_WAIT_SECONDS", cls.ahead_wait_seconds, 0, 30
+            ),
+            max_connections=_integer(
+                env, "DESKS_MAX_CONNECTIONS", cls.max_connections, 1, 1_000_000
+            ),
+            max_connections_per_address=_integer(
                 env,
-                "DESKS_AHEAD_WAIT_SECONDS",
-                cls.ahead_wait_seconds,
-                0,
-                30,
+                "DESKS_MAX_CONNECTIONS_PER_ADDRESS",
+                cls.max_connections_per_address,
+                1,
+                1_000_000,
             ),
             jwt_secret=_jwt_secret(env),
             jwt_public_key=_jwt_public_key(env),

@@ -28,4 +28,9 @@ def watcher(settings: Settings, store: Store, events: EventLog, lease: Lease) ->
 
 def limits(settings: Settings) -> Limits:
     """Return what one broadcaster client may cost."""
-    return Limits(max_buffer=settings.client_buffer_bytes, ahead_wait=settings.ahead_wait_seconds)
+    return Limits(
+        max_buffer=settings.client_buffer_bytes,
+        ahead_wait=settings.ahead_wait_seconds,
+        max_connections=settings.max_connections,
+        max_per_address=settings.max_connections_per_address,
+    )
