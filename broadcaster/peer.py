@@ -59,18 +59,6 @@ class GuardedConnection(ServerConnection):
     # Told when unsent bytes go over the transport's high-water mark (set by the fan-out).
     on_full: Callable[[ServerConnection], None] | None = None
 
-    # Told once when the TCP connection is gone, however it ended (the admission's release).
-    on_lost: Callable[[], None] | None = None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        """End the connection as websockets does, then tell `on_lost` once."""
-        try:
-            super().connection_lost(exc)
-        finally:
-            on_lost, self.on_lost = self.on_lost, None
-            if on_lost is not None:
-                on_lost()
-
     def pause_writing(self) -> None:
         """Pause sends as websockets does, and tell `on_full` that the buffer is full."""
         super().pause_writing()

@@ -154,12 +154,14 @@ class Broadcaster:
 
     def _admit(self, connection: ServerConnection) -> Response | None:
         """Count a client against the limits, or answer 503 with Retry-After."""
-        if not isinstance(connection, GuardedConnection):
-            return None  # (serve() makes every connection one: only it tells when it is gone)
         address = connection.remote_address[0] if connection.remote_address else "?"
         why = self.admission.admit(address)
         if why is None:
-            connection.on_lost = lambda: self.admission.release(address)
+            # Released once the TCP connection is gone, even if it went before this ran (a
+            # reset while websockets answered a ping sent with the request): a callback added
+            # to a done future still runs, once. A hook in connection_lost would miss that.
+            lost = connection.connection_lost_waiter
+            lost.add_done_callback(lambda _: self.admission.release(address))
             return None
         log.warning("client refused", extra={"remote": remote(connection), "reason": why})
         refused = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, f"{why}; retry later\n")

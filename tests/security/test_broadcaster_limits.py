@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import os
 import socket
+import struct
+import urllib.request
 
 import pytest
 from websockets.exceptions import InvalidStatus
@@ -48,4 +52,51 @@ def test_probes_and_refused_handshakes_take_no_place():
                 pass
         with connect(f"{base}/"):
             pass
+        wait_until(lambda: len(server.admission) == 0)
+
+
+def test_probes_and_the_publisher_pass_a_full_broadcaster():
+    limits = Limits(max_connections=1, max_per_address=1)
+    with running(Broadcaster("p" * 32, limits=limits)) as (server, base):
+        with connect(f"{base}/"):
+            for path in ("/healthz", "/metrics"):
+                with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}") as probe:
+                    assert probe.status == 200
+            publisher = {"Authorization": f"Bearer {'p' * 32}"}
+            with connect(f"{base}/publish", additional_headers=publisher):
+                assert len(server.admission) == 1
+
+
+def request_with_a_ping() -> bytes:
+    """Return a WebSocket upgrade request followed by a masked ping, as one write."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    mask = os.urandom(4)
+    ping = bytes([0x89, 0x81]) + mask + bytes([ord("x") ^ mask[0]])
+    request = (
+        f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    return request.encode() + ping
+
+
+def test_a_connection_reset_during_its_handshake_frees_its_place():
+    # websockets answers a ping that came with the request while parsing it, before the
+    # handshake is checked: on a reset socket that write fails and the connection is lost
+    # before its place is taken (found in review: each such client kept its place forever).
+    limits = Limits(max_connections=20, max_per_address=20)
+    with running(Broadcaster("p" * 32, limits=limits)) as (server, base):
+        for _ in range(20):
+            attacker = socket.create_connection(("127.0.0.1", server.port))
+            attacker.sendall(request_with_a_ping())
+            attacker.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            attacker.close()
+
+        def gets_in() -> bool:
+            try:
+                with connect(f"{base}/"):
+                    return True
+            except InvalidStatus:
+                return False
+
+        wait_until(gets_in)
         wait_until(lambda: len(server.admission) == 0)
