@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from desks.characters import CONTROLS, char_class
 
 MAX_CENTIMETRES = 10_000
 MAX_NAME_LENGTH = 100
@@ -59,41 +61,14 @@ _IGNORABLE = (
 )  # fmt: skip
 
 
-def _ranges(wanted: Callable[[int], bool]) -> list[tuple[int, int]]:
-    ranges: list[tuple[int, int]] = []
-    for code in range(0x10000):
-        if not wanted(code):
-            continue
-        if ranges and ranges[-1][1] == code - 1:
-            ranges[-1] = (ranges[-1][0], code)
-        else:
-            ranges.append((code, code))
-    return ranges
-
-
-def _escape(code: int) -> str:
-    # Escapes that Python's re and ECMA-262 (OpenAPI's regex dialect) read alike.
-    return f"\\x{code:02X}" if code < 0x80 else f"\\u{code:04X}"
-
-
-def _char_class(ranges: list[tuple[int, int]]) -> str:
-    return "".join(
-        _escape(low) if low == high else f"{_escape(low)}-{_escape(high)}" for low, high in ranges
-    )
-
-
-# Unicode categories Cc (control) and Cf (format: bidi controls, zero-width characters, BOM)
-# of the Basic Multilingual Plane, from this Python's Unicode database; and the ignorable
-# rest. Format characters beyond it belong to scripts and emoji (Egyptian hieroglyph joiners,
-# the tags of subdivision flags): they stay allowed.
-_CONTROLS = _char_class(
-    _ranges(lambda code: code <= 0xFFFF and unicodedata.category(chr(code)) in {"Cc", "Cf"})
-)
-_INVISIBLE = _char_class([r for r in _IGNORABLE if unicodedata.category(chr(r[0])) != "Cf"])
+# Control and format characters (desks.characters: the set logs and terminals escape), and
+# the ignorable rest.
+_CONTROLS = char_class(CONTROLS)
+_INVISIBLE = char_class([r for r in _IGNORABLE if unicodedata.category(chr(r[0])) != "Cf"])
 # The name rule, once: no control or format character, and at least one character that is
 # neither one of those, nor whitespace, nor ignorable. The validator uses the same classes.
 # Surrounding whitespace is trimmed, control characters (tab, newline...) included.
-_AROUND = _char_class([(ord(c), ord(c)) for c in WHITESPACE])
+_AROUND = char_class([(ord(c), ord(c)) for c in WHITESPACE])
 NAME_PATTERN = (
     f"^[{_AROUND}]*[^{_CONTROLS}]*[^{_CONTROLS}{_INVISIBLE}\\s][^{_CONTROLS}]*[{_AROUND}]*$"
 )

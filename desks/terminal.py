@@ -9,31 +9,11 @@ Desk names written around the API can hold any of them.
 from __future__ import annotations
 
 import re
-import unicodedata
 
+from desks.characters import CONTROLS, char_class
 
-def _unsafe_class() -> str:
-    """Return a regex class of the BMP's control and format characters (Cc, Cf: the set the
-    API refuses in names) and the line and paragraph separators (Zl, Zp), from this Python's
-    Unicode database. Format characters beyond the BMP (emoji tags, hieroglyph joiners)
-    belong to scripts and stay."""
-    codes = [
-        code
-        for code in range(0x10000)
-        if unicodedata.category(chr(code)) in {"Cc", "Cf", "Zl", "Zp"}
-    ]
-    ranges: list[list[int]] = []
-    for code in codes:
-        if ranges and ranges[-1][1] == code - 1:
-            ranges[-1][1] = code
-        else:
-            ranges.append([code, code])
-    return "".join(
-        f"\\u{low:04x}" if low == high else f"\\u{low:04x}-\\u{high:04x}" for low, high in ranges
-    )
-
-
-UNSAFE = re.compile(f"[{_unsafe_class()}]")
+# What the API refuses in names (the BMP's Cc and Cf), and the line and paragraph separators.
+UNSAFE = re.compile(f"[{char_class([*CONTROLS, (0x2028, 0x2029)])}]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
