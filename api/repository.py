@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +22,8 @@ Document = dict[str, Any]
 # other write succeeded, so this bound is only reached under sustained contention on one desk.
 UPDATE_ATTEMPTS = 10
 _ABSENT = object()
+# Desks read at once by `every`: memory stays bounded however many there are.
+BATCH = 1000
 TYPE_MISMATCH = 14
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
 
@@ -105,6 +107,12 @@ class DeskRepository:
             return [], total  # also keeps absurd page numbers away from MongoDB's int64 skip
         cursor = self._desks.find(query).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
         return list(cursor.skip(skip).limit(limit)), total
+
+    def every(self) -> Iterator[Document]:
+        """Yield every desk, oldest first as pages list them, a batch read at a time."""
+        self.ensure_indexes()
+        order = [("created_at", ASCENDING), ("_id", ASCENDING)]
+        return self._desks.find({}).sort(order).batch_size(BATCH)
 
     def get(self, desk_id: str) -> Document:
         """Return the desk with this id."""

@@ -57,36 +57,18 @@ function totalOf(headers) {
   return pagination ? JSON.parse(pagination).total : 0;
 }
 
-// The first page is live; with more desks than a page, the whole registry is read as of
-// that page's seq in one answer (the server folds its log once), so it agrees with the
-// replay that follows. A server busy with other registries (503) is read by cursor instead.
+// The first page paints at once; with more desks than a page, every desk is then read as the
+// store holds it, in one answer. Both are live reads taken after the log's head they name,
+// so each desk shown is at least that new and never goes back: the events that follow are
+// applied only when newer (by version). The registry's own head is where replay starts.
 async function loadSnapshot(showFirst) {
   const first = await api("GET", `/api/desks?page_size=${PAGE_SIZE}`);
-  const seq = Number(first.headers.get("X-Event-Seq"));
-  let desks = first.data;
-  if (totalOf(first.headers) > desks.length) {
-    showFirst(desks); // while the rest loads
-    try {
-      desks = (await api("GET", `/api/registry?as_of=${seq}`)).data;
-    } catch (error) {
-      if (error.status !== 503) throw error;
-      desks = await pagesAsOf(seq);
-    }
+  if (totalOf(first.headers) <= first.data.length) {
+    return { desks: first.data, seq: Number(first.headers.get("X-Event-Seq")) };
   }
-  return { desks, seq };
-}
-
-// Every desk as of `seq`, a page of 1,000 at a time, each page's Link naming the next.
-async function pagesAsOf(seq) {
-  const desks = [];
-  let path = `/api/desks?as_of=${seq}&after=0&page_size=1000`;
-  while (path) {
-    const next = await api("GET", path);
-    for (const desk of next.data) desks.push(desk);
-    const link = /<([^>]+)>;\s*rel="next"/.exec(next.headers.get("Link") ?? "");
-    path = link ? link[1] : null;
-  }
-  return desks;
+  showFirst(first.data); // while the rest loads
+  const whole = await api("GET", "/api/registry");
+  return { desks: whole.data, seq: Number(whole.headers.get("X-Event-Seq")) };
 }
 
 // -- the live connection ---------------------------------------------------------------------

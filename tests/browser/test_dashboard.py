@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -234,6 +235,42 @@ def test_events_older_than_the_snapshot_change_nothing(system, open_page):
     expect(page.locator("#feed li")).to_have_count(4)
 
 
+def test_a_desk_on_the_first_page_never_goes_back_when_the_rest_loads(system, open_page):
+    # CI saw a desk go from version 2 back to 1: the first page is read live, the rest was the
+    # log's registry as of the page's seq, and the log lags the store. Forced here: the log
+    # stops, then a desk on the first page changes and another goes.
+    api = f"{system.api_url}/api/desks"
+    ids = []
+    for n in range(102):  # two more than the dashboard's first page: one goes
+        status, desk = http("POST", api, {"name": f"Desk {n:03}", "width": 10, "height": 10})
+        ids.append(desk["id"])
+    wait_until(lambda: system.events.head() == 102)
+    system.watcher.stop()
+    assert http("PATCH", f"{api}/{ids[0]}", {"width": 20})[0] == 200
+    assert http("DELETE", f"{api}/{ids[1]}")[0] == 204
+    page = open_page(script=RECORD_VERSIONS)
+    expect(page.locator("#seq")).to_have_text("102")
+    # Again, with the rest held back until the first page is on screen.
+    held: list[Any] = []
+    page.route(re.compile(r"/api/registry\b"), lambda route: held.append(route))
+    page.reload()
+    expect(row(page, "Desk 000").locator("td.version")).to_have_text("2")
+    # The sync API hands routes over only inside its calls: evaluate lets it.
+    wait_until(lambda: page.evaluate("true") and len(held) == 1)
+    held[0].continue_()
+    expect(page.locator(ROWS)).to_have_count(101)
+    expect(page.locator("#seq")).to_have_text("102")
+    seen = page.evaluate("window.seen")
+    assert {version for desk_id, version in seen if desk_id == ids[0]} == {2}
+    assert ids[1] not in {desk_id for desk_id, version in seen}  # never back once gone
+    system.restart_watcher()  # the two events arrive, each already shown
+    expect(page.locator("#seq")).to_have_text("104")
+    assert shown(page) == registry(system.api_url)
+    seen = page.evaluate("window.seen")
+    assert {version for desk_id, version in seen if desk_id == ids[0]} == {2}
+    assert ids[1] not in {desk_id for desk_id, version in seen}
+
+
 def test_a_page_loaded_after_many_writes_starts_from_the_snapshot(system, open_page):
     api = f"{system.api_url}/api/desks"
     for n in range(130):  # more than one page of the API
@@ -341,7 +378,7 @@ def test_a_large_registry_keeps_only_the_rows_in_view_in_the_page_each_right_whe
     expect(row(page, "Desk 00000")).to_contain_text("321 × 50")
 
 
-def test_a_registry_too_busy_for_one_answer_is_loaded_page_by_page(system, open_page, monkeypatch):
+def test_a_page_loads_whole_while_other_registries_fold(system, open_page, monkeypatch):
     count = 250  # more than the first page
     system.store.desks.insert_many(
         [{"name": f"Desk {n:05}", "width": 100, "height": 50, "version": 1} for n in range(count)]
@@ -350,8 +387,7 @@ def test_a_registry_too_busy_for_one_answer_is_loaded_page_by_page(system, open_
     monkeypatch.setattr(registry_route, "FOLD_WAIT_SECONDS", 0.1)
     turns = registry_route.REGISTRIES_AT_ONCE
     held = [registry_route._folding.acquire(timeout=5) for _ in range(turns)]
-    assert all(held)  # other registries being read
-    open_page.console.allow(r"Failed to load resource: .* status of 503")
+    assert all(held)  # other registries being folded as of a seq
     try:
         page = open_page()
         asked: list[str] = []
@@ -362,5 +398,6 @@ def test_a_registry_too_busy_for_one_answer_is_loaded_page_by_page(system, open_
     finally:
         for _ in held:
             registry_route._folding.release()
-    assert any("/api/registry?as_of=" in url for url in asked)
-    assert any("after=0&page_size=1000" in url for url in asked)
+    # The dashboard reads the store as it is: no fold, so no turn to wait for.
+    assert any(url.endswith("/api/registry") for url in asked)
+    assert not any("as_of=" in url for url in asked)

@@ -199,8 +199,9 @@ def test_the_whole_registry_in_one_answer_is_every_page_together(system):
     for seq in range(8):
         pages = http("GET", f"{api}?as_of={seq}&page_size=100")[1]
         assert whole(f"?as_of={seq}") == (pages, str(seq), str(len(pages)))
-    desks, seq, total = whole()  # as of the head
-    assert (seq, total) == ("7", "4") and desks == http("GET", api)[1]
+    assert whole("?as_of=7")[0] == http("GET", api)[1]  # the log caught up: the same
+    desks, seq, total = whole()  # as stored now, read after the head it names; no total
+    assert (seq, total) == ("7", None) and desks == http("GET", api)[1]
     assert [d["id"] for d in desks] == [ids[0], ids[1], ids[3], ids[4]]
     assert desks[1]["width"] == 300
     for bad in ("?as_of=8", "?as_of=-1", "?as_of=x"):
@@ -209,9 +210,9 @@ def test_the_whole_registry_in_one_answer_is_every_page_together(system):
 
 
 def test_registry_reads_take_turns_and_one_kept_waiting_gets_503(system, monkeypatch):
-    # Each read holds the whole registry while it folds the log: a few at a time.
+    # Each read as of a seq holds the whole registry while it folds the log: a few at a time.
     monkeypatch.setattr(registry, "FOLD_WAIT_SECONDS", 0.2)
-    url = f"{system.api_url}/api/registry"
+    url = f"{system.api_url}/api/registry?as_of=0"
     for _ in range(registry.REGISTRIES_AT_ONCE + 2):  # each gives its turn back
         assert http("GET", url)[0] == 200
     held = [registry._folding.acquire(timeout=5) for _ in range(registry.REGISTRIES_AT_ONCE)]
@@ -226,3 +227,23 @@ def test_registry_reads_take_turns_and_one_kept_waiting_gets_503(system, monkeyp
         for _ in held:
             registry._folding.release()
     assert http("GET", url)[0] == 200
+
+
+def test_the_registry_as_stored_is_streamed_in_order_without_a_turn(system, monkeypatch):
+    api = f"{system.api_url}/api/desks"
+    monkeypatch.setattr(registry, "CHUNK", 3)  # several chunks, and one left over
+    for n in range(10):
+        http("POST", api, {"name": f"Mesa {n}", "width": 100 + n, "height": 50})
+    wait_until(lambda: system.events.head() == 10)
+    system.watcher.stop()  # the store runs ahead of the log: the answer shows the store
+    status, late = http("POST", api, {"name": "late", "width": 1, "height": 1})
+    held = [registry._folding.acquire(timeout=5) for _ in range(registry.REGISTRIES_AT_ONCE)]
+    try:  # every fold's turn taken: reading the store needs none
+        with urllib.request.urlopen(f"{system.api_url}/api/registry", timeout=10) as response:
+            desks, seq = json.load(response), response.headers["X-Event-Seq"]
+    finally:
+        for _ in held:
+            registry._folding.release()
+    assert seq == "10"  # the head read first: subscribe after it
+    assert desks == http("GET", f"{api}?page_size=100")[1]  # oldest first, as pages list them
+    assert desks[-1]["id"] == late["id"] and len(desks) == 11
