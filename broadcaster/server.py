@@ -16,10 +16,11 @@ import time
 import weakref
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import urlsplit
 
 from pymongo.errors import PyMongoError
-from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -114,7 +115,6 @@ class Broadcaster:
 
     def check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Answer probes, refuse unknown paths and unauthenticated publishers before upgrading."""
-        self._connections.add(connection)
         path = urlsplit(request.path).path
         if path == "/healthz":
             return connection.respond(HTTPStatus.OK, "ok\n")
@@ -420,7 +420,8 @@ class Broadcaster:
             host,
             port,
             process_request=self.check_request,
-            create_connection=GuardedConnection,
+            # websockets documents a wrapper as welcome here; its annotation says a class.
+            create_connection=self._new_connection,  # type: ignore[arg-type]
             compression=None,  # per-connection zlib buffers cost more memory than they save
             max_size=MAX_MESSAGE_BYTES,
             ping_interval=self.limits.ping_interval,
@@ -432,12 +433,48 @@ class Broadcaster:
             self.started.set()
             log.info("listening", extra={"url": f"ws://{host}:{self.port}/"})
             await stop
+            await self._stop_accepting(server)
         self.listening.clear()
-        # A peer that stopped reading keeps its socket open while unsent data waits, after the
-        # server's close: cut those before this loop ends, or their sockets leak.
-        for connection in list(self._connections):
+        await self._cut_the_rest()
+
+    async def _stop_accepting(self, server: Server) -> None:
+        """Stop taking connections and cut those still opening, before the server closes.
+
+        asyncio (3.11) drops unclosed the transport of an accept that runs after its server
+        closed (the peer waits until a collector finds it), and websockets' close waits out
+        each handshake under way (its open timeout, 10 s). So the listening sockets stop being
+        read first, each accept in flight gets the two loop turns it takes to make its
+        connection, and every connection still opening is cut.
+        """
+        loop = asyncio.get_running_loop()
+        for sock in server.sockets:
+            loop.remove_reader(sock.fileno())
+        await asyncio.sleep(0)  # an accept in flight makes its transport...
+        await asyncio.sleep(0)  # ...and the transport its connection
+        for connection in self._made():
+            if connection.state is State.CONNECTING:
+                cut(connection)
+
+    async def _cut_the_rest(self) -> None:
+        """Cut every connection still here, so that none outlives this loop with its socket.
+
+        A peer that stopped reading keeps its socket open after the server's close while
+        unsent data waits. Each abort closes its socket in a callback, which the loop must
+        run before it ends (one turn).
+        """
+        for connection in self._made():
             cut(connection)
         await asyncio.sleep(0)
+
+    def _made(self) -> list[ServerConnection]:
+        """Return the connections that have their transport (a loop turn after they are made)."""
+        return [each for each in self._connections if hasattr(each, "transport")]
+
+    def _new_connection(self, *args: Any, **kwargs: Any) -> GuardedConnection:
+        """Make a connection, known before its first byte so that stopping can cut it."""
+        connection = GuardedConnection(*args, **kwargs)
+        self._connections.add(connection)
+        return connection
 
     def run(self, host: str, port: int, stop: threading.Event) -> None:
         """Serve in this thread's own event loop until `stop` is set."""

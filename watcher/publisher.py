@@ -18,6 +18,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from desks.backoff import Backoff
 from desks.event_log import EventLog
+from desks.service import STOP_TIMEOUT
 from watcher import metrics
 
 log = logging.getLogger("desks.publisher")
@@ -26,6 +27,9 @@ BATCH = 500
 # How often a standby's publisher looks whether its watcher took the lease over.
 LEADERSHIP_POLL = 0.1
 PUBLISH_PATH = "publish"
+# How long a broadcaster may take to answer (connect, or say where it stands) before a retry:
+# under the time a service gets to stop, so that stopping never waits on a silent broadcaster.
+ANSWER_TIMEOUT = STOP_TIMEOUT - 1.0
 
 
 def publish_url(broadcaster_url: str) -> str:
@@ -79,7 +83,7 @@ class Publisher:
                 with connect(
                     self.url,
                     additional_headers={"Authorization": f"Bearer {self._token}"},
-                    open_timeout=5,
+                    open_timeout=ANSWER_TIMEOUT,
                     close_timeout=1,
                     compression=None,
                 ) as connection:
@@ -105,7 +109,7 @@ class Publisher:
         self.position = None
 
     def _publish(self, connection: ClientConnection, epoch: str, stop: threading.Event) -> None:
-        ready = json.loads(connection.recv(timeout=5))
+        ready = json.loads(connection.recv(timeout=ANSWER_TIMEOUT))
         position = self._start(connection, ready, epoch)
         self.position = position
         self.connected.set()
