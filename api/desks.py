@@ -52,7 +52,7 @@ NEXT = {
     "(a cursor, `after`: no page is read twice however many there are)",
     "schema": {"type": "string"},
 }
-# A dashboard reads a whole registry as of one seq: large pages, few round trips.
+# A client that reads a whole registry as of one seq page by page: large pages, few trips.
 MAX_PAGE_SIZE = 1000
 IF_MATCH = {
     "in": "header",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 from flask import Response, current_app
@@ -29,8 +29,9 @@ blp = Blueprint(
 # Desks joined into one chunk of the streamed answer.
 CHUNK = 1000
 # Folds at once in a process: each builds the whole registry (tens of MB at 100,000 desks)
-# and the GIL runs one at a time anyway. Others wait up to FOLD_WAIT_SECONDS, then get 503
-# (the dashboard then reads pages). Answers being sent are bounded by the server's threads.
+# and the GIL runs one at a time anyway. Others wait up to FOLD_WAIT_SECONDS, then get 503.
+# Answers being sent, folded or live (a chunk of desks in memory each), are bounded by the
+# server's threads: the others queue in the server.
 REGISTRIES_AT_ONCE = 2
 FOLD_WAIT_SECONDS = 30.0
 _folding = threading.BoundedSemaphore(REGISTRIES_AT_ONCE)
@@ -95,10 +96,17 @@ def _now() -> Response:
     log says at that seq, so a client that subscribes with after=it and skips versions it
     holds misses nothing. Not one point in time: a write during the read may or may not show,
     and its event follows either way. No total: it would be of another moment.
+
+    The first batch is read here, so that a store that cannot answer gets its 503; one that
+    fails later cuts the answer short, an array never closed, which no client takes whole.
     """
     head = event_log().head()
+    documents = repository().every()
+    first = next(documents, None)
+    if first is not None:
+        documents = chain((first,), documents)
     dumps = current_app.json.dumps
-    desks = (dumps(desk_json(document)) for document in repository().every())
+    desks = (dumps(desk_json(document)) for document in documents)
     return Response(_array(desks), mimetype="application/json", headers={"X-Event-Seq": str(head)})
 
 

@@ -165,10 +165,16 @@ function applyEvent(event, generation) {
   showSeq();
   switch (event.type) {
     case "desk_created":
-    case "desk_updated":
-    case "desk_snapshot":
       if (event.truncated) refetch(event.desk_id, event.version, generation);
       else upsert(event.desk, event.version);
+      break;
+    case "desk_updated":
+    case "desk_snapshot":
+      // A change to a desk not held: the snapshot, newer than the log, may not hold it because
+      // it was deleted since. Only the store knows; an upsert would bring it back until then.
+      if (event.truncated || !table.get(String(event.desk_id))) {
+        refetch(event.desk_id, event.version, generation);
+      } else upsert(event.desk, event.version);
       break;
     case "desk_deleted":
       remove(event.desk_id, event.version);
@@ -183,12 +189,23 @@ function applyEvent(event, generation) {
   addToFeed(event);
 }
 
+// Desks being read again, each with whether a delete came meanwhile: an answer the store gave
+// before that delete must not bring the desk back (ids are never reused).
+const rereading = new Map();
+
 async function refetch(id, version, generation) {
+  id = String(id);
+  const reread = rereading.get(id) ?? { pending: 0, deleted: false };
+  reread.pending += 1;
+  rereading.set(id, reread);
   try {
     const { data } = await api("GET", `/api/desks/${encodeURIComponent(id)}`);
-    if (generation === state.generation) upsert(data, data.version);
+    if (generation === state.generation && !reread.deleted) upsert(data, data.version);
   } catch (error) {
-    if (error.status === 404) remove(id, version);
+    if (error.status === 404 && generation === state.generation) remove(id, version);
+  } finally {
+    reread.pending -= 1;
+    if (reread.pending === 0) rereading.delete(id);
   }
 }
 
@@ -219,6 +236,8 @@ function upsert(desk, version) {
 
 function remove(id, version) {
   id = String(id);
+  const reread = rereading.get(id);
+  if (reread) reread.deleted = true;
   const held = table.get(id);
   if (!held || (version && Number(held.version) > version)) return;
   table.delete(id);

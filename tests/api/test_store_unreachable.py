@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from pymongo.errors import AutoReconnect
 
 from api import create_app
+from api.repository import DeskRepository
 from desks.settings import Settings
 from desks.store import open_store
 from tests.conftest import free_port
@@ -51,3 +53,17 @@ def test_readiness_fails_while_liveness_holds(unreachable_client):
 def test_bad_input_is_still_422_without_a_store(unreachable_client):
     response = unreachable_client.post("/api/desks", json={"name": ""})
     assert response.status_code == 422
+
+
+def test_the_registry_is_503_when_the_store_fails_at_its_first_read(client, monkeypatch):
+    # The log's head answers; the desks' cursor fails when first read. The answer streams, so
+    # that read must happen before it starts: after, a 200 would already be on its way.
+    def failing(self):
+        raise AutoReconnect("connection refused")
+        yield  # a generator, like a cursor: nothing is read until iterated
+
+    monkeypatch.setattr(DeskRepository, "every", failing)
+    response = client.get("/api/registry")
+    assert response.status_code == 503
+    assert response.json["code"] == 503
+    assert response.headers["Retry-After"] == "5"
