@@ -36,10 +36,14 @@ from desks.auth import READ, AuthError, Grant, ScopeError, Verifier, bearer
 from desks.event_log import EventLog
 from desks.events import DeskEvent, EventFormatError, decode, hello, reset
 from desks.metrics import exposition
+from desks.service import STOP_TIMEOUT
 
 log = logging.getLogger("desks.broadcaster")
 
 MAX_MESSAGE_BYTES = 64 * 1024  # from clients, which have nothing to say
+# How long a stop waits for clients to answer the closing handshake before cutting them: well
+# within the time a service is given to stop (a client's close_timeout is longer).
+CLOSE_BUDGET = STOP_TIMEOUT / 2
 # From the authenticated publisher: any event the watcher can log (a log entry is a BSON
 # document, at most 16 MiB; the watcher reduces events to DESKS_MAX_EVENT_BYTES anyway).
 MAX_PUBLISHED_BYTES = 16 * 1024 * 1024
@@ -415,7 +419,7 @@ class Broadcaster:
     async def serve(self, host: str, port: int, stop: asyncio.Future[None]) -> None:
         """Listen on host:port until `stop` resolves."""
         await self._load_history()
-        async with serve(
+        server = await serve(
             self.route,
             host,
             port,
@@ -427,15 +431,27 @@ class Broadcaster:
             ping_interval=self.limits.ping_interval,
             ping_timeout=self.limits.ping_timeout,
             close_timeout=self.limits.close_timeout,
-        ) as server:
+        )
+        try:
             self.port = next(iter(server.sockets)).getsockname()[1]
             self.listening.set()
             self.started.set()
             log.info("listening", extra={"url": f"ws://{host}:{self.port}/"})
             await stop
             await self._stop_accepting(server)
+        finally:
+            await self._close(server)
         self.listening.clear()
         await self._cut_the_rest()
+
+    async def _close(self, server: Server) -> None:
+        """Close the server, giving clients' closing handshakes at most CLOSE_BUDGET."""
+        server.close()
+        try:
+            # Shielded: at the deadline only the wait ends; the cut that follows ends the close.
+            await asyncio.wait_for(asyncio.shield(server.wait_closed()), CLOSE_BUDGET)
+        except TimeoutError:
+            log.warning("clients did not close in time; cut", extra={"budget_s": CLOSE_BUDGET})
 
     async def _stop_accepting(self, server: Server) -> None:
         """Stop taking connections and cut those still opening, before the server closes.
@@ -444,7 +460,7 @@ class Broadcaster:
         closed (the peer waits until a collector finds it), and websockets' close waits out
         each handshake under way (its open timeout, 10 s). So the listening sockets stop being
         read first, each accept in flight gets the two loop turns it takes to make its
-        connection, and every connection still opening is cut.
+        connection, and every connection still waiting for its peer's request is cut.
         """
         loop = asyncio.get_running_loop()
         for sock in server.sockets:
@@ -452,7 +468,8 @@ class Broadcaster:
         await asyncio.sleep(0)  # an accept in flight makes its transport...
         await asyncio.sleep(0)  # ...and the transport its connection
         for connection in self._made():
-            if connection.state is State.CONNECTING:
+            # One whose request came is answered by the server's close (503), not cut.
+            if connection.state is State.CONNECTING and connection.request is None:
                 cut(connection)
 
     async def _cut_the_rest(self) -> None:

@@ -29,7 +29,7 @@ LEADERSHIP_POLL = 0.1
 PUBLISH_PATH = "publish"
 # How long a broadcaster may take to answer (connect, or say where it stands) before a retry:
 # under the time a service gets to stop, so that stopping never waits on a silent broadcaster.
-ANSWER_TIMEOUT = STOP_TIMEOUT - 1.0
+ANSWER_TIMEOUT = STOP_TIMEOUT - 1.5  # and close_timeout=1: 3.5 s at most
 
 
 def publish_url(broadcaster_url: str) -> str:

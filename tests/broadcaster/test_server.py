@@ -452,14 +452,17 @@ def test_a_peer_still_opening_is_cut_at_stop_instead_of_holding_it(says):
     gc.collect()  # a socket left open would warn here, an error under filterwarnings
 
 
-def test_a_peer_accepted_in_the_turn_the_broadcaster_stops_is_closed_not_leaked():
-    """An accept in flight as the server closes must not leave a socket for the collector.
+@pytest.mark.parametrize("accepted", ["as_it_stops", "just_before"])
+def test_a_peer_accepted_as_the_broadcaster_stops_is_closed_not_leaked(accepted):
+    """An accept about the stop must neither leak its socket nor leave its peer waiting.
 
     asyncio (3.11) makes the transport of an accept that runs after the server closed, fails
     in its constructor and drops it unclosed: the peer waits for an answer until it is
     collected (CI's publisher, 5 s) and a ResourceWarning fires wherever that happens.
-    Forced here: the serving task resumes from its stop in the very turn the peer is
-    accepted, so the server's close runs before the accept's connection is made.
+    Forced here, the peer connecting while the loop is held: "as_it_stops", the serving task
+    resumes from its stop in the very turn the accept is due (the old close ran first);
+    "just_before", the accept runs a turn earlier and its connection is still being made when
+    the stop resumes (two loop turns, which the stop must give it before it cuts).
     """
     broadcaster = Broadcaster(TOKEN, retain=10)
     loop = asyncio.new_event_loop()
@@ -467,9 +470,12 @@ def test_a_peer_accepted_in_the_turn_the_broadcaster_stops_is_closed_not_leaked(
     holding, release = threading.Event(), threading.Event()
 
     def stop_then_hold():
-        done.set_result(None)  # the serving task resumes next turn...
+        if accepted == "as_it_stops":
+            done.set_result(None)  # the serving task resumes in the turn that accepts
+        else:
+            loop.call_soon(done.set_result, None)  # ...a turn after the accept
         holding.set()
-        release.wait(10)  # ...the turn that also accepts the peer connecting meanwhile
+        release.wait(10)
 
     def serve():
         loop.run_until_complete(broadcaster.serve("127.0.0.1", 0, done))
@@ -492,3 +498,21 @@ def test_a_peer_accepted_in_the_turn_the_broadcaster_stops_is_closed_not_leaked(
                 assert peer.recv(1) == b""
         gc.collect()
     assert [str(each.message) for each in warned if each.category is ResourceWarning] == []
+
+
+def test_a_client_that_never_answers_the_close_does_not_hold_the_stop():
+    """websockets waits close_timeout (5 s) for a client's closing handshake; a stop cannot."""
+    broadcaster = Broadcaster(TOKEN, retain=10)
+    stop = threading.Event()
+    thread = threading.Thread(target=broadcaster.run, args=("127.0.0.1", 0, stop), daemon=True)
+    thread.start()
+    assert broadcaster.listening.wait(10)
+    with socket.create_connection(("127.0.0.1", broadcaster.port), timeout=30) as silent:
+        silent.sendall(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert b"101" in silent.recv(1024).split(b"\r\n")[0]  # then it reads nothing more
+        stop.set()
+        thread.join(STOP_TIMEOUT)
+        assert not thread.is_alive()
