@@ -20,6 +20,7 @@ from api import (
     errors,
     events,
     health,
+    hosts,
     metrics,
     registry,
     swagger_assets,
@@ -80,6 +81,7 @@ def create_app(
     _add_seed_routes(app)
     # First: a request the later checks refuse (401, 422...) is timed, counted and logged too.
     _log_requests(app)
+    hosts.register(app, app.config.get("ALLOWED_HOSTS", settings.trusted_hosts))
     auth.register(app, api, app.config.get("VERIFIER") or settings.verifier())
     cors.register(app, app.config.get("CORS_ORIGINS", settings.cors_origins))
     errors.register(app)

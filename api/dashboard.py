@@ -26,6 +26,8 @@ def page() -> Response:
     )
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-cache"
+    if not current_app.config.get("DESKS_PUBLIC_BROADCASTER_URL"):
+        response.headers["Vary"] = "Host"  # the broadcaster's address is the page's host's
     return response
 
 

@@ -54,12 +54,12 @@ async def exchange(
 
 
 def get(desk_id: str) -> bytes:
-    return f"GET /api/desks/{desk_id} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+    return f"GET /api/desks/{desk_id} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
 
 
 def post(key: str) -> bytes:
     return (
-        "POST /api/desks HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        "POST /api/desks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Idempotency-Key: {key}\r\nContent-Length: {len(BODY)}\r\n\r\n{BODY}"
     ).encode()
 

@@ -35,6 +35,7 @@ from broadcaster.query import BadQuery, parse_query, query_token
 from desks.auth import READ, AuthError, Grant, ScopeError, Verifier, bearer
 from desks.event_log import EventLog
 from desks.events import DeskEvent, EventFormatError, decode, hello, reset
+from desks.hosts import PageOrigins
 from desks.metrics import exposition
 from desks.service import STOP_TIMEOUT
 
@@ -86,8 +87,10 @@ class Broadcaster:
         events: EventLog | None = None,
         limits: Limits | None = None,
         verifier: Verifier | None = None,
+        origins: PageOrigins | None = None,
     ) -> None:
         self._token = publish_token
+        self.origins = origins or PageOrigins()
         self.verifier = verifier or Verifier()
         self._grants: weakref.WeakKeyDictionary[ServerConnection, Grant] = (
             weakref.WeakKeyDictionary()
@@ -130,6 +133,13 @@ class Broadcaster:
             text, content_type = exposition()
             headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(text)))])
             return Response(HTTPStatus.OK, "OK", headers, text)
+        if path in {"/", "/publish"}:
+            # A browser's WebSocket is not fenced by CORS: any page the user opens could read
+            # the feed (cross-site WebSocket hijacking), unless its Origin is checked.
+            why = self.origins.refuse(request.headers.get("Origin"))
+            if why is not None:
+                log.warning("page refused", extra={"remote": remote(connection), "reason": why})
+                return connection.respond(HTTPStatus.FORBIDDEN, f"{why}\n")
         if path == "/publish":
             if not self._authorized(request.headers):
                 log.warning("publisher refused", extra={"remote": remote(connection)})

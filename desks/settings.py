@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -13,6 +14,7 @@ from pymongo import uri_parser
 from pymongo.errors import ConfigurationError, InvalidURI
 
 from desks.auth import Verifier
+from desks.hosts import PageOrigins, answering_to
 from desks.redact import redacted
 
 
@@ -57,6 +59,7 @@ ENVIRONMENT = {
     "jwt_audience": "DESKS_JWT_AUDIENCE",
     "anonymous_reads": "DESKS_ANONYMOUS_READS",
     "cors_origins": "DESKS_CORS_ORIGINS",
+    "allowed_hosts": "DESKS_ALLOWED_HOSTS",
     "token": "DESKS_TOKEN",
 }
 
@@ -100,6 +103,7 @@ class Settings:
     jwt_audience: str | None = None
     anonymous_reads: bool = False
     cors_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()  # (): the local names, and the machine's if bound to all
     token: str | None = None  # the bearer token `desks consume` and `desks replay` present
 
     def verifier(self) -> Verifier:
@@ -116,6 +120,16 @@ class Settings:
     def publish_to(self) -> tuple[str, ...]:
         """Return every broadcaster the watcher feeds (DESKS_BROADCASTER_URLS, else the one)."""
         return self.broadcaster_urls or (self.broadcaster_url,)
+
+    @property
+    def trusted_hosts(self) -> tuple[str, ...]:
+        """Return the host names the API answers to: DESKS_ALLOWED_HOSTS, else its bind's."""
+        return self.allowed_hosts or answering_to(self.api_host)
+
+    @property
+    def page_origins(self) -> PageOrigins:
+        """Return the web pages that may open the live feed: the API's, and CORS's."""
+        return PageOrigins(self.trusted_hosts, self.cors_origins)
 
     @property
     def embedded(self) -> bool:
@@ -223,6 +237,11 @@ class Settings:
                 for origin in (env.get("DESKS_CORS_ORIGINS") or "").split(",")
                 if origin.strip()
             ),
+            allowed_hosts=tuple(
+                _allowed_host(host.strip().lower())
+                for host in (env.get("DESKS_ALLOWED_HOSTS") or "").split(",")
+                if host.strip()
+            ),
             idempotency_ttl_seconds=_integer(
                 env, "DESKS_IDEMPOTENCY_TTL_SECONDS", cls.idempotency_ttl_seconds, 1, 30 * 86_400
             ),
@@ -327,6 +346,18 @@ def _origin(raw: str) -> str:
             f"DESKS_CORS_ORIGINS holds origins like https://dash.example.com, got {raw!r}"
         )
     return f"{parsed.scheme}://{parsed.netloc}"
+
+
+_HOST_NAME = re.compile(r"\.?[a-z0-9.-]+|\[[a-f0-9]*:[a-f0-9.:]+]")
+
+
+def _allowed_host(raw: str) -> str:
+    if raw != "*" and not _HOST_NAME.fullmatch(raw):
+        raise SettingsError(
+            "DESKS_ALLOWED_HOSTS holds host names without a port, like desks.example.com, "
+            f".example.com (and its subdomains), [::1] or *, got {raw!r}"
+        )
+    return raw
 
 
 def _mongodb_uri(raw: str | None) -> str | None:

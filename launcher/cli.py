@@ -376,7 +376,12 @@ def _broadcaster(settings: Settings, args: argparse.Namespace) -> int:
     events = EventLog(open_store(settings).database) if settings.shared_store else None
     limits = configured.limits(settings)
     server = Broadcaster(
-        settings.publish_token, settings.history_size, events, limits, settings.verifier()
+        settings.publish_token,
+        settings.history_size,
+        events,
+        limits,
+        settings.verifier(),
+        settings.page_origins,
     )
     service = Service("broadcaster", lambda stop: server.run(args.host, args.port, stop), crash)
     service.start()

@@ -85,6 +85,7 @@ class System:
             events=self.events,
             limits=configured.limits(self.settings),
             verifier=self.settings.verifier(),
+            origins=self.settings.page_origins,
         )
         host = self.settings.broadcaster_host
         return Service(

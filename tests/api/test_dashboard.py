@@ -13,10 +13,12 @@ def broadcaster_of(html: str) -> str:
     return found.group(1)
 
 
-def test_the_page_points_at_the_broadcaster_on_its_own_host(client):
+def test_the_page_points_at_the_broadcaster_on_its_own_host(store):
+    client = create_app({"ALLOWED_HOSTS": ["desks.internal", "localhost"]}, store).test_client()
     response = client.get("/", headers={"Host": "desks.internal:8000"})
     assert response.status_code == 200
     assert broadcaster_of(response.text) == "ws://desks.internal:8765/"
+    assert response.headers["Vary"] == "Host"  # no cache may give it to another host's users
     policy = response.headers["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "connect-src 'self' ws://desks.internal:8765" in policy
     assert "unsafe-inline" not in policy
@@ -39,6 +41,7 @@ def test_a_configured_public_url_wins(store):
     assert (
         "connect-src 'self' wss://desks.example.com" in response.headers["Content-Security-Policy"]
     )
+    assert "Vary" not in response.headers
 
 
 def test_a_link_with_a_query_still_opens_the_page(client):
@@ -48,6 +51,7 @@ def test_a_link_with_a_query_still_opens_the_page(client):
     assert client.get("/api/desks?utm_source=mail").status_code == 422  # the API stays strict
 
 
-def test_a_markup_injecting_host_header_is_escaped(client):
+def test_a_markup_injecting_host_header_is_refused(client):
     response = client.get("/", headers={"Host": 'x"><script>alert(1)</script>'})
+    assert response.status_code == 400
     assert "<script>alert(1)" not in response.text

@@ -48,14 +48,14 @@ def exchange(address, raw: bytes) -> tuple[int, dict]:
     ("raw", "status"),
     [
         (b"NOT HTTP AT ALL\r\n\r\n", 400),
-        (b"GET /" + b"x" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /" + b"x" * 9000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n", 414),
         (
-            b"GET / HTTP/1.1\r\nHost: x\r\n"
+            b"GET / HTTP/1.1\r\nHost: localhost\r\n"
             + b"".join(b"X-%d: y\r\n" % n for n in range(150))
             + b"\r\n",
             431,
         ),
-        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * 9000 + b"\r\n\r\n", 431),
+        (b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"y" * 9000 + b"\r\n\r\n", 431),
     ],
 )
 def test_errors_the_server_produces_itself_are_json(api, raw, status):
@@ -82,7 +82,7 @@ def test_idle_and_slowly_sending_connections_are_closed(api):
     slow = socket.create_connection((host, int(port)))
     slow.sendall(b"GET /healthz HTTP/1.1\r\nHost:")  # then nothing: slowloris
     kept = socket.create_connection((host, int(port)))
-    kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # answered, then kept alive
+    kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")  # answered, then kept alive
     with idle, slow, kept:
         # Idle: up to gunicorn's 5 s wait in a thread, then the keep-alive timeout.
         assert closed_within(idle, 2 * IDLE_TIMEOUT_S + 3) < 2 * IDLE_TIMEOUT_S + 3
@@ -97,10 +97,10 @@ def test_stalled_requests_hold_threads_not_the_api(api):
     host, port = api
     stalled = [socket.create_connection((host, int(port))) for _ in range(3)]
     for sock in stalled:
-        sock.sendall(b"POST /api/desks HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        sock.sendall(b"POST /api/desks HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{")
     try:
         started = time.monotonic()
-        request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
         assert exchange(api, request)[0] == 200
         assert time.monotonic() - started < 2
         for sock in stalled:
@@ -112,7 +112,7 @@ def test_stalled_requests_hold_threads_not_the_api(api):
 
 def chunked_post(address, body: bytes) -> tuple[int, dict]:
     head = (
-        b"POST /api/desks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /api/desks HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     )
     chunks = b"".join(
@@ -124,7 +124,7 @@ def chunked_post(address, body: bytes) -> tuple[int, dict]:
 
 def count_desks(address) -> int:
     status, desks = exchange(
-        address, b"GET /api/desks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        address, b"GET /api/desks HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     )
     assert status == 200
     return len(desks)
@@ -142,7 +142,7 @@ def test_a_chunked_body_is_held_to_the_same_64_kib_limit(api):
 
 
 def test_what_gunicorn_logs_of_a_bad_request_is_escaped(up, api):
-    status, _ = exchange(api, b"GET /x\x1b[2J\rlevel=error HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, _ = exchange(api, b"GET /x\x1b[2J\rlevel=error HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert status == 400
     text = up.log.read_bytes()
     assert b"logger=gunicorn.error" in text
