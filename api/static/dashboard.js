@@ -76,6 +76,7 @@ async function loadSnapshot(showFirst) {
 async function start(reason) {
   const generation = ++state.generation;
   closeSocket();
+  forgetRereads(); // the snapshot about to load holds the truth about them
   for (;;) {
     try {
       const snapshot = await loadSnapshot((desks) => {
@@ -172,9 +173,9 @@ function applyEvent(event, generation) {
     case "desk_snapshot":
       // A change to a desk not held: the snapshot, newer than the log, may not hold it because
       // it was deleted since. Only the store knows; an upsert would bring it back until then.
-      if (event.truncated || !table.get(String(event.desk_id))) {
-        refetch(event.desk_id, event.version, generation);
-      } else upsert(event.desk, event.version);
+      if (!table.get(String(event.desk_id))) rereadSoon(event.desk_id, generation);
+      else if (event.truncated) refetch(event.desk_id, event.version, generation);
+      else upsert(event.desk, event.version);
       break;
     case "desk_deleted":
       remove(event.desk_id, event.version);
@@ -189,24 +190,70 @@ function applyEvent(event, generation) {
   addToFeed(event);
 }
 
-// Desks being read again, each with whether a delete came meanwhile: an answer the store gave
-// before that delete must not bring the desk back (ids are never reused).
+// Desks not held whose change came, read again once the burst they came in is applied: the
+// delete that usually follows at once makes the read needless (a replay brings many).
+const REREAD_AFTER_MS = 200;
+const toReread = new Set();
+let rereadTimer = null;
+
+function rereadSoon(id, generation) {
+  toReread.add(String(id));
+  showRereads();
+  if (rereadTimer !== null) return;
+  rereadTimer = setTimeout(() => {
+    rereadTimer = null;
+    const ids = [...toReread];
+    toReread.clear();
+    for (const each of ids) {
+      if (generation === state.generation) refetch(each, 0, generation);
+    }
+    showRereads();
+  }, REREAD_AFTER_MS);
+}
+
+function forgetRereads() {
+  clearTimeout(rereadTimer);
+  rereadTimer = null;
+  toReread.clear();
+  showRereads();
+}
+
+// Desks being read, one read at a time each, with whether a delete came meanwhile: an answer
+// the store gave before that delete must not bring the desk back (ids are never reused).
 const rereading = new Map();
 
 async function refetch(id, version, generation) {
   id = String(id);
-  const reread = rereading.get(id) ?? { pending: 0, deleted: false };
-  reread.pending += 1;
-  rereading.set(id, reread);
-  try {
-    const { data } = await api("GET", `/api/desks/${encodeURIComponent(id)}`);
-    if (generation === state.generation && !reread.deleted) upsert(data, data.version);
-  } catch (error) {
-    if (error.status === 404 && generation === state.generation) remove(id, version);
-  } finally {
-    reread.pending -= 1;
-    if (reread.pending === 0) rereading.delete(id);
+  const known = rereading.get(id);
+  if (known && known.generation === generation) {
+    known.again = true; // a newer event came while reading: read once more after
+    return;
   }
+  const reread = { generation, deleted: false, again: false };
+  rereading.set(id, reread);
+  showRereads();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const { data } = await api("GET", `/api/desks/${encodeURIComponent(id)}`);
+      if (generation === state.generation && !reread.deleted) upsert(data, data.version);
+      if (!reread.again || reread.deleted) break;
+      reread.again = false;
+    } catch (error) {
+      if (error.status === 404) {
+        if (generation === state.generation) remove(id, version);
+        break;
+      }
+      if (generation !== state.generation || reread.deleted) break;
+      await sleep(BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)]); // the API is away
+    }
+  }
+  if (rereading.get(id) === reread) rereading.delete(id);
+  showRereads();
+}
+
+// How many desks wait to be read again (a test waits for none).
+function showRereads() {
+  document.body.dataset.rereads = String(toReread.size + rereading.size);
 }
 
 function backoff() {
@@ -236,6 +283,7 @@ function upsert(desk, version) {
 
 function remove(id, version) {
   id = String(id);
+  if (toReread.delete(id)) showRereads();
   const reread = rereading.get(id);
   if (reread) reread.deleted = true;
   const held = table.get(id);
