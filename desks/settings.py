@@ -210,7 +210,7 @@ class Settings:
             watcher_health_port=_integer(
                 env, "DESKS_WATCHER_HEALTH_PORT", cls.watcher_health_port, 0, 65535
             ),
-            publish_token=env.get("DESKS_PUBLISH_TOKEN") or None,
+            publish_token=_publish_token(env),
             history_size=_integer(env, "DESKS_HISTORY_SIZE", cls.history_size, 1, 10_000_000),
             # Each client waiting ahead of the head holds a connection that long: at most 30 s.
             ahead_wait_seconds=_number(
@@ -297,6 +297,17 @@ def _name(env: Mapping[str, str], name: str, default: str) -> str:
     if not raw or len(raw) > 63 or any(c in raw for c in '/\\. "$*<>:|?\0'):
         raise SettingsError(f"{name} is not a valid MongoDB database name: {raw!r}")
     return raw
+
+
+def _publish_token(env: Mapping[str, str]) -> str | None:
+    token = env.get("DESKS_PUBLISH_TOKEN") or None
+    if token is not None and len(token) < 32:
+        # Guessable otherwise: whoever holds it feeds every client (python -c "import secrets;
+        # print(secrets.token_urlsafe(32))" makes one).
+        raise SettingsError(
+            "DESKS_PUBLISH_TOKEN must be at least 32 characters (secrets.token_urlsafe(32))"
+        )
+    return token
 
 
 def _jwt_secret(env: Mapping[str, str]) -> str | None:

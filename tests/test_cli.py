@@ -192,7 +192,10 @@ def test_up_prints_urls_and_stops_on_sigterm_within_5s(system):
 
 def test_broadcaster_process_serves_probes_and_stops_on_sigterm(tmp_path):
     port = free_port()
-    env = desks_env(DESKS_PUBLISH_TOKEN="t", DESKS_EMBEDDED_PATH=str(tmp_path / "store.sqlite3"))
+    env = desks_env(
+        DESKS_PUBLISH_TOKEN="publish-token-for-tests-0123456789",
+        DESKS_EMBEDDED_PATH=str(tmp_path / "store.sqlite3"),
+    )
     with spawned(tmp_path / "broadcaster.log", env, "broadcaster", "--port", str(port)) as process:
         wait_until(lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 200)
         process.send_signal(signal.SIGTERM)
@@ -200,7 +203,10 @@ def test_broadcaster_process_serves_probes_and_stops_on_sigterm(tmp_path):
 
 
 def test_broadcaster_on_a_busy_port_exits_1_rather_than_hang(tmp_path):
-    env = desks_env(DESKS_PUBLISH_TOKEN="t", DESKS_EMBEDDED_PATH=str(tmp_path / "store.sqlite3"))
+    env = desks_env(
+        DESKS_PUBLISH_TOKEN="publish-token-for-tests-0123456789",
+        DESKS_EMBEDDED_PATH=str(tmp_path / "store.sqlite3"),
+    )
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -303,12 +309,20 @@ def test_services_warn_once_at_start_when_authentication_is_off(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        off = desks("broadcaster", "--port", port, env={"DESKS_PUBLISH_TOKEN": "x"})
+        off = desks(
+            "broadcaster",
+            "--port",
+            port,
+            env={"DESKS_PUBLISH_TOKEN": "publish-token-for-tests-0123456789"},
+        )
         on = desks(
             "broadcaster",
             "--port",
             port,
-            env={"DESKS_PUBLISH_TOKEN": "x", "DESKS_JWT_SECRET": SECRET},
+            env={
+                "DESKS_PUBLISH_TOKEN": "publish-token-for-tests-0123456789",
+                "DESKS_JWT_SECRET": SECRET,
+            },
         )
     assert off.stderr.count("authentication is off") == 1
     assert "authentication is off" not in on.stderr

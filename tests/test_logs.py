@@ -60,7 +60,11 @@ def test_json_lines_carry_time_level_service_message_and_fields():
 
 
 def test_desks_log_format_json_makes_a_process_write_json_lines():
-    env = {**os.environ, "DESKS_LOG_FORMAT": "json", "DESKS_PUBLISH_TOKEN": "t"}
+    env = {
+        **os.environ,
+        "DESKS_LOG_FORMAT": "json",
+        "DESKS_PUBLISH_TOKEN": "publish-token-for-tests-0123456789",
+    }
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -16,7 +16,7 @@ from broadcaster.server import Limits
 from tests.conftest import free_port, wait_until
 from tests.processes import desks_env, http_status, spawned
 
-TOKEN = "hostile-test"
+TOKEN = "hostile-test-publish-token-0123456789"
 FLOOD_SECONDS = 30
 SLOW_CLIENTS = 5
 # A masked PING frame with no payload: FIN + opcode 9, mask bit + length 0, the masking key.

@@ -32,7 +32,7 @@ def test_api_workers_watcher_and_broadcaster_as_processes_share_one_store_file(t
     api_port, ws_port, health_port = free_port(), free_port(), free_port()
     env = desks_env(
         DESKS_EMBEDDED_PATH=str(tmp_path / "store.sqlite3"),
-        DESKS_PUBLISH_TOKEN="process-test",
+        DESKS_PUBLISH_TOKEN="process-test-token-0123456789abcdef",
         DESKS_BROADCASTER_URL=f"ws://127.0.0.1:{ws_port}/",
         DESKS_WATCHER_HEALTH_PORT=str(health_port),
     )

@@ -45,7 +45,7 @@ def test_settings_list_every_broadcaster_to_feed():
 
 
 def test_desks_up_feeds_every_broadcaster_the_settings_list(listen):
-    extra = Broadcaster("shared-token", events=None)
+    extra = Broadcaster("shared-publish-token-0123456789abcdef", events=None)
     stop = threading.Event()
     thread = threading.Thread(target=extra.run, args=("127.0.0.1", 0, stop), daemon=True)
     thread.start()
@@ -55,7 +55,7 @@ def test_desks_up_feeds_every_broadcaster_the_settings_list(listen):
         embedded_path=":memory:",
         api_port=0,
         broadcaster_port=0,
-        publish_token="shared-token",
+        publish_token="shared-publish-token-0123456789abcdef",
         broadcaster_urls=(elsewhere,),
     )
     try:

@@ -61,7 +61,7 @@ def test_kill_9_of_the_active_watcher_loses_and_repeats_nothing(tmp_path, backen
     ws_port = free_port()
     env = desks_env(
         **store_env,
-        DESKS_PUBLISH_TOKEN="failover-test",
+        DESKS_PUBLISH_TOKEN="failover-test-token-0123456789abcdef",
         DESKS_BROADCASTER_URL=f"ws://127.0.0.1:{ws_port}/",
         DESKS_LEASE_TTL_SECONDS="3",
     )

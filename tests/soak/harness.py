@@ -50,7 +50,7 @@ from tests.processes import desks_env
 from tests.soak.oracle import HistoryLoss, Oracle
 from watcher.checkpoint import CHECKPOINTS
 
-TOKEN = "soak-publish-token"
+TOKEN = "soak-publish-token-0123456789abcdef"
 NOOP_SECONDS = 0.02  # the store's idle no-op interval: the gaps between writes straddle it
 WATCHER_POLL_MS = 20
 WRITERS = ("http", "http", "http", "store", "store")
