@@ -451,8 +451,8 @@ class Broadcaster:
             await self._stop_accepting(server)
         finally:
             await self._close(server)
-        self.listening.clear()
-        await self._cut_the_rest()
+            self.listening.clear()
+            await self._cut_the_rest()
 
     async def _close(self, server: Server) -> None:
         """Close the server, giving clients' closing handshakes at most CLOSE_BUDGET."""

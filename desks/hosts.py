@@ -38,6 +38,7 @@ def answering_to(bind: str) -> tuple[str, ...]:
         except OSError:
             infos = []
         names += [_bracketed(str(info[4][0])) for info in infos]
+        names += [_bracketed(address) for address in _routed_addresses()]
     return tuple(dict.fromkeys(name.lower() for name in names if name))
 
 
@@ -51,7 +52,7 @@ def host_allowed(host: str, allowed: Iterable[str]) -> bool:
     matched = _HOST.fullmatch(host)
     if matched is None:
         return False
-    name = matched.group(1).lower().rstrip(".")
+    name = without_final_dot(matched.group(1).lower())
     for pattern in allowed:
         if pattern == "*" or pattern == name:
             return True
@@ -83,6 +84,25 @@ class PageOrigins:
             f"pages from {origin[:100]!r} may not connect: neither an allowed host "
             "(DESKS_ALLOWED_HOSTS) nor a CORS origin (DESKS_CORS_ORIGINS)"
         )
+
+
+def without_final_dot(name: str) -> str:
+    """Return a host name without the one dot that may end a fully qualified name."""
+    return name[:-1] if name.endswith(".") else name
+
+
+def _routed_addresses() -> list[str]:
+    """Return the addresses this machine sends from by default (the ones others reach it by,
+    which its name may not resolve to). Connecting a datagram socket sends nothing."""
+    found = []
+    for family, probe in ((socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1")):
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as sock:
+                sock.connect((probe, 9))
+                found.append(str(sock.getsockname()[0]))
+        except OSError:
+            continue  # no route of that family
+    return found
 
 
 def _bracketed(address: str) -> str:

@@ -14,7 +14,7 @@ from pymongo import uri_parser
 from pymongo.errors import ConfigurationError, InvalidURI
 
 from desks.auth import Verifier
-from desks.hosts import PageOrigins, answering_to
+from desks.hosts import PageOrigins, answering_to, without_final_dot
 from desks.redact import redacted
 
 
@@ -356,13 +356,21 @@ def _origin(raw: str) -> str:
         raise SettingsError(
             f"DESKS_CORS_ORIGINS holds origins like https://dash.example.com, got {raw!r}"
         )
-    return f"{parsed.scheme}://{parsed.netloc}"
+    # As a browser sends it: lower case, no default port (else a listed page would be refused).
+    try:
+        scheme, host, port = parsed.scheme.lower(), parsed.netloc.lower(), parsed.port
+    except ValueError:  # a port that is not one
+        raise SettingsError(f"DESKS_CORS_ORIGINS: bad port in {raw!r}") from None
+    if (scheme, port) in {("http", 80), ("https", 443)}:
+        host = host.rsplit(":", 1)[0]
+    return f"{scheme}://{host}"
 
 
 _HOST_NAME = re.compile(r"\.?[a-z0-9.-]+|\[[a-f0-9]*:[a-f0-9.:]+]")
 
 
 def _allowed_host(raw: str) -> str:
+    raw = without_final_dot(raw)
     if raw != "*" and not _HOST_NAME.fullmatch(raw):
         raise SettingsError(
             "DESKS_ALLOWED_HOSTS holds host names without a port, like desks.example.com, "

@@ -244,7 +244,12 @@ async function refetch(id, version, generation) {
         break;
       }
       if (generation !== state.generation || reread.deleted) break;
-      await sleep(BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)]); // the API is away
+      // Only what passes: the API away (no answer, 5xx) or busy (429). A 401 already asked
+      // for a token, and a new token starts a new snapshot; other answers will not change.
+      const passing = error.status === undefined || error.status === 429 || error.status >= 500;
+      if (!passing) break;
+      const wait = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
+      await sleep(wait / 2 + Math.random() * wait); // jitter: dashboards do not ask in step
     }
   }
   if (rereading.get(id) === reread) rereading.delete(id);

@@ -77,6 +77,17 @@ def test_allowed_hosts_follow_djangos_rules():
     settings = Settings.from_env({"DESKS_ALLOWED_HOSTS": " Desks.Example.com, .corp.test "})
     assert settings.trusted_hosts == ("desks.example.com", ".corp.test")
     assert settings.page_origins.refuse("https://desks.example.com") is None
+    assert host_allowed("localhost.", LOCAL_HOSTS)  # a fully qualified name's final dot
+    assert not host_allowed("localhost..", LOCAL_HOSTS)
+    dotted = Settings.from_env({"DESKS_ALLOWED_HOSTS": "a.example.com."})
+    assert host_allowed("a.example.com", dotted.trusted_hosts)
+    # CORS origins as a browser sends them: a page listed in capitals or with its default
+    # port is still let in.
+    listed = Settings.from_env(
+        {"DESKS_CORS_ORIGINS": "https://Dash.Example.com:443,http://b.example:80,http://c:81"}
+    )
+    assert listed.cors_origins == ("https://dash.example.com", "http://b.example", "http://c:81")
+    assert listed.page_origins.refuse("https://dash.example.com") is None
     for bad in ("https://desks.example.com", "desks.example.com:8000", "a/b"):
         with pytest.raises(SettingsError, match="DESKS_ALLOWED_HOSTS"):
             Settings.from_env({"DESKS_ALLOWED_HOSTS": bad})
@@ -87,4 +98,11 @@ def test_bound_to_every_address_it_answers_to_this_machines_names():
     everywhere = answering_to("0.0.0.0")
     assert set(LOCAL_HOSTS) < set(everywhere)
     assert socket.gethostname().lower() in everywhere
+    # The address others reach it by, which its name may not resolve to (here: 127.0.0.1).
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            return  # no IPv4 route on this machine
+        assert probe.getsockname()[0] in everywhere
     assert answering_to("192.0.2.7") == (*LOCAL_HOSTS, "192.0.2.7")
