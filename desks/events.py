@@ -50,6 +50,8 @@ class Event:
         data: Json = {"type": self.type}
         for item in fields(self):
             data[item.name] = getattr(self, item.name)
+        if data.get("looked_up") is False:
+            del data["looked_up"]
         if data.pop("truncated", False):
             data.pop("changes", None)  # a reduced event: the desk must be fetched over REST
             data["truncated"] = True
@@ -91,6 +93,10 @@ class DeskUpdated(DeskEvent):
 
     type: ClassVar[str] = UPDATED
     changes: Json = field(default_factory=dict)
+    # `desk` was read after the change (MongoDB's updateLookup, without pre- and post-images):
+    # it may hold later changes too, each with its own event after this one. On the wire only
+    # when true.
+    looked_up: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,6 +167,8 @@ def decode(message: str | bytes | Mapping[str, Any]) -> Event:
             raise EventFormatError("version must be an integer")
     if isinstance(event, DeskUpdated) and not isinstance(event.changes, dict):
         raise EventFormatError("changes must be an object")
+    if isinstance(event, DeskUpdated) and not isinstance(event.looked_up, bool):
+        raise EventFormatError("looked_up must be true or false")
     return event
 
 
@@ -186,13 +194,14 @@ def fit(event: Event, max_bytes: int) -> Event:
 
 
 def from_change(
-    change: Mapping[str, Any], seq: int, previous: Json | None = None
+    change: Mapping[str, Any], seq: int, previous: Json | None = None, looked_up: bool = False
 ) -> DeskEvent | None:
     """Turn a desks change-stream event into the event with this seq (None: not a desk change).
 
     The desk comes from the post-image (`fullDocument`) or, for deletes, the pre-image
     (`fullDocumentBeforeChange`). Where MongoDB gave none, `previous` (the desk as last logged)
-    stands in, with the update applied to it.
+    stands in, with the update applied to it. `looked_up`: an update's `fullDocument` is
+    updateLookup's (the desk when the change was read), and the event says so.
     """
     operation = change["operationType"]
     if operation not in {"insert", "update", "replace", "delete"}:
@@ -213,6 +222,11 @@ def from_change(
     changes = _changes(change.get("updateDescription"), before, after)
     if after is not None:
         desk = desk_json(after)
+        # A replace carries its document whatever the mode: only an update's is looked up.
+        if looked_up and operation == "update":
+            return DeskUpdated(
+                seq, at, desk_id, version_of(desk), desk, changes=changes, looked_up=True
+            )
     else:
         desk = {"id": desk_id, **(previous or {}), **changes["set"]}
         for name in changes["removed"]:

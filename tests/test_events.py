@@ -178,3 +178,29 @@ def test_an_event_too_large_for_clients_is_reduced_not_dropped():
     small = from_change(change("insert", fullDocument=DOC), 1)
     assert fit(small, 64 * 1024) is small
     assert "truncated" not in json.loads(small.encode())
+
+
+def test_an_update_from_update_lookup_is_marked_and_others_are_not():
+    # Without pre- and post-images an update's fullDocument is the desk when the change was
+    # read (updateLookup): it may already hold later changes. The event says so.
+    later = {**AFTER, "name": "Renamed since", "version": 3}
+    description = {"updatedFields": {"width": 200, "version": 2}, "removedFields": []}
+    marked = from_change(
+        change("update", fullDocument=later, updateDescription=description), 2, None, True
+    )
+    assert isinstance(marked, DeskUpdated) and marked.looked_up
+    wire = json.loads(marked.encode())
+    assert wire["looked_up"] is True
+    assert wire["changes"]["set"] == {"width": 200, "version": 2}  # the change itself: exact
+    assert decode(marked.encode()) == marked
+    logged = from_change(change("insert", fullDocument=DOC), 1).desk
+    # With images, a replace (its document is the replacement), or no document: unmarked,
+    # and the wire shape is unchanged (no field at all).
+    exact = from_change(change("update", fullDocument=AFTER, updateDescription=description), 2)
+    replaced = from_change(change("replace", fullDocument=AFTER), 2, None, True)
+    without = from_change(change("update", updateDescription=description), 2, logged, True)
+    for event in (exact, replaced, without):
+        assert isinstance(event, DeskUpdated) and not event.looked_up
+        assert "looked_up" not in json.loads(event.encode())
+    with pytest.raises(EventFormatError, match="looked_up"):
+        decode({**wire, "looked_up": "yes"})

@@ -354,7 +354,7 @@ class Watcher:
                 "change without image; using the last logged state", extra={"desk_id": desk_id}
             )
         try:
-            event = from_change(change, seq, previous)
+            event = from_change(change, seq, previous, looked_up=not self._images)
         except (EventFormatError, KeyError, TypeError, ValueError) as error:
             # Not a change event MongoDB would send for a document: skip it rather than stop
             # on it forever, since a restart would read the same change again.
@@ -390,7 +390,7 @@ def _enable_images(store: Store) -> bool:
             store.database.command("collMod", DESKS, changeStreamPreAndPostImages=images)
     except OperationFailure as error:
         log.warning(
-            "pre- and post-images unavailable; using updateLookup",
+            "pre- and post-images unavailable; update events marked looked_up",
             extra={"error": str(error)},
         )
         return False

@@ -394,3 +394,24 @@ def test_changes_read_again_after_a_retry_are_judged_where_they_belong(embedded,
     ]
     verdict = verify(store)
     assert verdict.agree, verdict.differences
+
+
+def test_without_images_updates_are_marked_looked_up(store, events, desks, monkeypatch):
+    # MongoDB < 6.0, or collMod refused: the watcher falls back to updateLookup, whose desk
+    # may be later than the change; every update event says so.
+    monkeypatch.setattr("watcher.stream._enable_images", lambda store: False)
+    watcher = start(store, events)
+    desk = desks.create({"name": "A", "width": 1, "height": 1})
+    desks.update(str(desk["_id"]), {"width": 2}, None)
+    wait_until(lambda: events.head() == 2)
+    watcher.stop()
+    created, updated = log_of(events)
+    assert not hasattr(created, "looked_up") and updated.looked_up
+    assert events.after(1, 1)[0].looked_up  # as the log keeps it and gives it back
+    # And with images (the default here), not marked.
+    monkeypatch.undo()
+    again = start(store, events)
+    desks.update(str(desk["_id"]), {"width": 3}, None)
+    wait_until(lambda: events.head() == 3)
+    again.stop()
+    assert not events.after(2, 1)[0].looked_up
