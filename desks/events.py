@@ -222,16 +222,15 @@ def from_change(
     changes = _changes(change.get("updateDescription"), before, after)
     if after is not None:
         desk = desk_json(after)
-        # A replace carries its document whatever the mode: only an update's is looked up.
-        if looked_up and operation == "update":
-            return DeskUpdated(
-                seq, at, desk_id, version_of(desk), desk, changes=changes, looked_up=True
-            )
     else:
         desk = {"id": desk_id, **(previous or {}), **changes["set"]}
         for name in changes["removed"]:
             desk.pop(name, None)
-    return DeskUpdated(seq, at, desk_id, version_of(desk), desk, changes=changes)
+    # A replace carries its document whatever the mode: only an update's is looked up.
+    looked_up = looked_up and operation == "update" and after is not None
+    return DeskUpdated(
+        seq, at, desk_id, version_of(desk), desk, changes=changes, looked_up=looked_up
+    )
 
 
 def _changes(

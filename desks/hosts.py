@@ -8,6 +8,7 @@ the API could have served that page (an allowed host) or CORS allows it.
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 from collections.abc import Iterable
@@ -17,10 +18,15 @@ from urllib.parse import urlsplit
 # The names a server bound to loopback answers to (Django's default when DEBUG is on).
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 _WILDCARDS = {"0.0.0.0", "::", ""}
-# A Host header's value: a name or IPv4 address, or a bracketed IPv6 one; then maybe a port.
-_HOST = re.compile(r"([a-z0-9.-]+|\[[a-f0-9]*:[a-f0-9.:]+])(?::[0-9]{1,5})?", re.IGNORECASE)
+# A host: a name or IPv4 address, or a bracketed IPv6 one.
+_NAME = r"[a-z0-9.-]+|\[[a-f0-9]*:[a-f0-9.:]+]"
+# A Host header's value: a host, then maybe a port.
+_HOST = re.compile(rf"({_NAME})(?::[0-9]{{1,5}})?", re.IGNORECASE)
+# An allowed host (DESKS_ALLOWED_HOSTS): a host, `.` and a domain, or `*`; lower case, no port.
+_ALLOWED = re.compile(rf"\*|\.?(?:{_NAME})")
 
 
+@functools.cache  # names and routes do not change under a process; the lookups cost DNS
 def answering_to(bind: str) -> tuple[str, ...]:
     """Return the host names a server bound to `bind` answers to when none are configured.
 
@@ -59,6 +65,12 @@ def host_allowed(host: str, allowed: Iterable[str]) -> bool:
         if pattern.startswith(".") and (name == pattern[1:] or name.endswith(pattern)):
             return True
     return False
+
+
+def allowed_host(raw: str) -> str | None:
+    """Return an allowed-host entry as it is matched (without a final dot), None if malformed."""
+    entry = without_final_dot(raw)
+    return entry if _ALLOWED.fullmatch(entry) else None
 
 
 @dataclass(frozen=True)

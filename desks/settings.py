@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -14,7 +13,7 @@ from pymongo import uri_parser
 from pymongo.errors import ConfigurationError, InvalidURI
 
 from desks.auth import Verifier
-from desks.hosts import PageOrigins, answering_to, without_final_dot
+from desks.hosts import PageOrigins, allowed_host, answering_to
 from desks.redact import redacted
 
 
@@ -366,17 +365,14 @@ def _origin(raw: str) -> str:
     return f"{scheme}://{host}"
 
 
-_HOST_NAME = re.compile(r"\.?[a-z0-9.-]+|\[[a-f0-9]*:[a-f0-9.:]+]")
-
-
 def _allowed_host(raw: str) -> str:
-    raw = without_final_dot(raw)
-    if raw != "*" and not _HOST_NAME.fullmatch(raw):
+    entry = allowed_host(raw)
+    if entry is None:
         raise SettingsError(
             "DESKS_ALLOWED_HOSTS holds host names without a port, like desks.example.com, "
             f".example.com (and its subdomains), [::1] or *, got {raw!r}"
         )
-    return raw
+    return entry
 
 
 def _mongodb_uri(raw: str | None) -> str | None:

@@ -204,9 +204,7 @@ function rereadSoon(id, generation) {
     rereadTimer = null;
     const ids = [...toReread];
     toReread.clear();
-    for (const each of ids) {
-      if (generation === state.generation) refetch(each, 0, generation);
-    }
+    for (const each of ids) refetch(each, 0, generation); // a reload cancels this timer
     showRereads();
   }, REREAD_AFTER_MS);
 }

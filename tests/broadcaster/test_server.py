@@ -39,12 +39,18 @@ def event(seq, name=None):
     ).encode()
 
 
-@contextlib.contextmanager
-def running(broadcaster):
+def serving(broadcaster):
+    """Start `broadcaster` on a free port in a thread; return its stop event and the thread."""
     stop = threading.Event()
     thread = threading.Thread(target=broadcaster.run, args=("127.0.0.1", 0, stop), daemon=True)
     thread.start()
     assert broadcaster.listening.wait(10)
+    return stop, thread
+
+
+@contextlib.contextmanager
+def running(broadcaster):
+    stop, thread = serving(broadcaster)
     try:
         yield broadcaster, f"ws://127.0.0.1:{broadcaster.port}"
     finally:
@@ -438,10 +444,7 @@ def test_a_peer_that_never_answers_pings_is_closed():
 def test_a_peer_still_opening_is_cut_at_stop_instead_of_holding_it(says):
     """websockets' close waits out each handshake under way (open timeout, 10 s); ours cuts it."""
     broadcaster = Broadcaster(TOKEN, retain=10)
-    stop = threading.Event()
-    thread = threading.Thread(target=broadcaster.run, args=("127.0.0.1", 0, stop), daemon=True)
-    thread.start()
-    assert broadcaster.listening.wait(10)
+    stop, thread = serving(broadcaster)
     with socket.create_connection(("127.0.0.1", broadcaster.port), timeout=30) as peer:
         peer.sendall(says)
         wait_until(lambda: broadcaster._made())  # accepted: its handshake is under way
@@ -505,10 +508,7 @@ def test_a_peer_accepted_as_the_broadcaster_stops_is_closed_not_leaked(accepted)
 def test_a_client_that_never_answers_the_close_does_not_hold_the_stop():
     """websockets waits close_timeout (5 s) for a client's closing handshake; a stop cannot."""
     broadcaster = Broadcaster(TOKEN, retain=10)
-    stop = threading.Event()
-    thread = threading.Thread(target=broadcaster.run, args=("127.0.0.1", 0, stop), daemon=True)
-    thread.start()
-    assert broadcaster.listening.wait(10)
+    stop, thread = serving(broadcaster)
     with socket.create_connection(("127.0.0.1", broadcaster.port), timeout=30) as silent:
         silent.sendall(
             b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
