@@ -7,7 +7,7 @@ export
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint browser bench soak clean
+.PHONY: haproxy run test lint browser bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,17 @@ browser:
 	      apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
 	    echo "chromium could not be installed: the browser tests will skip"; }
 
-## test: install test extras (and chromium), lint, then run the whole suite
-test: lint browser
+## haproxy: Debian's haproxy for the load balancer's test, installed when missing and root
+haproxy:
+	@command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || [ "$$(id -u)" != 0 ] || \
+	  ! command -v apt-get >/dev/null 2>&1 || \
+	  { echo "installing Debian's haproxy for the load balancer's test"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq --no-install-recommends haproxy >/dev/null; } || \
+	    echo "haproxy could not be installed: the load balancer's test will skip"; }
+
+## test: install test extras (and chromium, haproxy), lint, then run the whole suite
+test: lint browser haproxy
 	$(BIN)/python -m pytest
 
 ## soak: writers in several processes while every process is killed, then the oracle

@@ -3,7 +3,8 @@
 - `broadcast`: a plain `websockets` server calling broadcast() for each event, with no history,
   limits or checks: the ceiling of the library for our design.
 - `sequential`: one `await send()` per client in turn, as the seed system's server did.
-- `ours`: the desks broadcaster itself, fed by the same publisher.
+- `ours`: the desks broadcaster itself, following an event log the benchmark appends to (as
+  the watcher does); the others get the same events from a publisher over a WebSocket.
 
 Each runs alone in its process (`serve`), so its CPU time can be read from /proc.
 """
@@ -18,18 +19,23 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
-from broadcaster.server import Broadcaster, Limits
+from broadcaster.limits import Limits
+from broadcaster.server import Broadcaster
+from desks.event_log import EventLog
+from embedded import EmbeddedClient
 
-TOKEN = "bench"
 HELLO = json.dumps({"type": "hello", "head": 0, "epoch": "bench"})
 
 
-def serve_forever(kind: str, ports: Any, stop: Any) -> None:
-    """Run the server `kind` on a free port, put the port on `ports`, until `stop` is set."""
+def serve_forever(kind: str, ports: Any, stop: Any, store: str | None = None) -> None:
+    """Run the server `kind` on a free port, put the port on `ports`, until `stop` is set;
+    ours follows the log in the embedded store file `store`."""
     if kind == "ours":
+        assert store is not None
         # Every benchmark client comes from 127.0.0.1: no per-address cap (as behind a proxy).
         limits = Limits(max_connections=1_000_000, max_per_address=1_000_000)
-        server = Broadcaster(TOKEN, retain=100_000, limits=limits)
+        events = EventLog(EmbeddedClient(store, synchronous="NORMAL")["desks"])
+        server = Broadcaster(events, retain=100_000, limits=limits)
         running = threading.Event()
         thread = threading.Thread(target=server.run, args=("127.0.0.1", 0, running), daemon=True)
         thread.start()

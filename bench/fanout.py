@@ -2,13 +2,17 @@
 
     python -m bench.fanout --mode flood --clients 100,1000,5000 --events 200
     python -m bench.fanout --mode paced --clients 1000 --rate 50 --seconds 10
+    python -m bench.fanout --mode flood --clients 5000 --servers ours --ours-processes 2
 
 Each server runs alone in a process; K connections are held by lean clients (bench/
-lean_client.py) in --processes other processes; one publisher sends the same events to each
-server in turn. Reported per server and K: deliveries per second (flood: K x events over the
-time from the first send to the last receipt), publish-to-receipt latency (p50/p99/max, over
-every event of one connection in --sample-every), the server's CPU microseconds per delivery,
-its resident memory per idle connection, and the clients' CPU (they must not be the limit).
+lean_client.py) in --processes other processes; the same events go to each server in turn:
+appended to the event log ours follows (one write each, as the watcher logs a lone change), or
+sent by a publisher over a WebSocket to the others. With --ours-processes N, ours is
+`desks broadcaster --processes N` (N processes on one port, SO_REUSEPORT), measured whole.
+Reported per server and K: deliveries per second (flood: K x events over the time from the
+first send to the last receipt), publish-to-receipt latency (p50/p99/max, over every event of
+one connection in --sample-every), the server's CPU microseconds per delivery, its resident
+memory per idle connection, and the clients' CPU (they must not be the limit).
 Results: bench/results/fanout-<mode>-<K...>.json.
 """
 
@@ -17,6 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,8 +33,10 @@ from typing import Any
 from websockets.sync.client import connect
 
 from bench import baselines, lean_client
-from bench.common import RESULTS, cpu_seconds, percentiles, record, rss_bytes
-from desks.events import DeskCreated
+from bench.common import RESULTS, cpu_seconds, free_port, percentiles, record, rss_bytes
+from desks.event_log import EventLog
+from desks.events import DeskCreated, decode
+from embedded import EmbeddedClient
 
 SERVERS = ("ours", "broadcast", "sequential")
 CONTEXT = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited threads
@@ -37,19 +48,90 @@ def event(seq: int) -> str:
     return DeskCreated(seq=seq, at=at, desk_id=desk["id"], version=1, desk=desk).encode()
 
 
+class LogFeed:
+    """Feeds our broadcaster as the watcher does: each event appended to the log it follows."""
+
+    def __init__(self, path: str) -> None:
+        self.store = EmbeddedClient(path, synchronous="NORMAL")
+        self.events = EventLog(self.store["desks"])
+        self.events.epoch()
+
+    def send(self, message: str) -> None:
+        logged = decode(json.loads(message))
+        self.events.append(logged, f"t{logged.seq}")
+
+
+class Processes:
+    """`desks broadcaster --processes N` on a free port, following the log in `path`."""
+
+    def __init__(self, path: str, count: int) -> None:
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "DESKS_EMBEDDED_PATH": path,
+            "DESKS_EMBEDDED_SYNCHRONOUS": "NORMAL",
+            "DESKS_HISTORY_SIZE": "100000",
+            "DESKS_LOG_LEVEL": "WARNING",
+            # Every benchmark client comes from 127.0.0.1: no per-address cap.
+            "DESKS_MAX_CONNECTIONS": "1000000",
+            "DESKS_MAX_CONNECTIONS_PER_ADDRESS": "1000000",
+        }
+        env.pop("MONGODB_URI", None)
+        command = [sys.executable, "-m", "launcher.cli", "broadcaster", "--port", str(self.port)]
+        self.process = subprocess.Popen([*command, "--processes", str(count)], env=env)
+        deadline = time.monotonic() + 60
+        while len(self.pids()) < count + 1 or not self._answers():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("the broadcaster processes did not start")
+            time.sleep(0.1)
+        time.sleep(1.0)  # every process listening and following, not just the first
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def pids(self) -> list[int]:
+        """Return the parent's pid and its children's."""
+        children = []
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            children += [int(pid) for pid in (task / "children").read_text().split()]
+        return [self.process.pid, *children]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
 def measure(kind: str, clients: int, events: int, rate: float | None, args: Any) -> dict[str, Any]:
     """Run one server with `clients` connections; publish `events` (at `rate`/s, or flat out)."""
-    ports, stop = CONTEXT.Queue(), CONTEXT.Event()
-    server = CONTEXT.Process(target=baselines.serve_forever, args=(kind, ports, stop))
-    server.start()
-    port = ports.get(timeout=60)
-    headers = {"Authorization": f"Bearer {baselines.TOKEN}"}
-    with connect(f"ws://127.0.0.1:{port}/publish", additional_headers=headers) as publisher:
+    with tempfile.TemporaryDirectory(prefix="desks-fanout-") as directory:
+        path = f"{directory}/store.sqlite3"
+        feed = LogFeed(path) if kind == "ours" else None
+        if kind == "ours" and args.ours_processes > 1:
+            processes = Processes(path, args.ours_processes)
+            try:
+                assert feed is not None
+                return _publish(kind, processes, feed, clients, events, rate, args, processes.port)
+            finally:
+                processes.stop()
+                feed.store.close()
+        ports, stop = CONTEXT.Queue(), CONTEXT.Event()
+        server = CONTEXT.Process(target=baselines.serve_forever, args=(kind, ports, stop, path))
+        server.start()
+        port = ports.get(timeout=60)
         try:
-            return _publish(kind, server, publisher, clients, events, rate, args, port)
+            if feed is not None:
+                return _publish(kind, server, feed, clients, events, rate, args, port)
+            with connect(f"ws://127.0.0.1:{port}/publish") as publisher:
+                return _publish(kind, server, publisher, clients, events, rate, args, port)
         finally:
             stop.set()
             server.join(30)
+            if feed is not None:
+                feed.store.close()
 
 
 def _publish(
@@ -62,18 +144,16 @@ def _publish(
     args: Any,
     port: int,
 ) -> dict[str, Any]:
-    if kind == "ours":
-        publisher.recv(timeout=10)  # ready
-        publisher.send(json.dumps({"type": "log", "epoch": "bench", "after": 0}))
+    pids = server.pids() if isinstance(server, Processes) else [server.pid]
     time.sleep(0.5)
-    rss_before = rss_bytes(server.pid)  # type: ignore[arg-type]
+    rss_before = sum(rss_bytes(pid) for pid in pids)
     sent = CONTEXT.Array("d", events + 1, lock=False)
     lean = lean_client.Clients(port, clients, events, args.processes, args.sample_every, sent)
     connected = lean.connect()
     time.sleep(1.0)  # settle: the idle cost of every connection
-    idle = (rss_bytes(server.pid) - rss_before) / connected  # type: ignore[arg-type]
+    idle = (sum(rss_bytes(pid) for pid in pids) - rss_before) / connected
     messages = [event(seq) for seq in range(1, events + 1)]
-    cpu_before = cpu_seconds(server.pid)  # type: ignore[arg-type]
+    cpu_before = sum(cpu_seconds(pid) for pid in pids)
     lean.go()
     time.sleep(0.2)  # the clients leave their wait
     start = time.monotonic()
@@ -85,12 +165,12 @@ def _publish(
         sent[seq] = time.monotonic()
         publisher.send(message)
     reports = lean.finish()
-    cpu = cpu_seconds(server.pid) - cpu_before  # type: ignore[arg-type]
+    cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
     delivered = sum(report["frames"] for report in reports)
     last = max(report["last"] for report in reports)
     latencies = [ms for report in reports for ms in report["latencies_ms"]]
     return {
-        "server": kind,
+        "server": kind if len(pids) == 1 else f"{kind} x{len(pids) - 1} processes",
         "clients": connected,
         "events": events,
         "rate": rate,
@@ -115,6 +195,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50, help="paced: events per second")
     parser.add_argument("--seconds", type=float, default=10, help="paced: how long")
     parser.add_argument("--processes", type=int, default=2, help="client processes")
+    parser.add_argument(
+        "--ours-processes", type=int, default=1, help="broadcaster processes on one port"
+    )
     parser.add_argument("--sample-every", type=int, default=10, help="time 1 connection in N")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args()

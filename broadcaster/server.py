@@ -1,42 +1,39 @@
-"""The broadcaster: one publisher feeds events in; every client on `/` gets them, in order.
+"""The broadcaster: it follows the event log; every client on `/` gets its events, in order.
 
-Routes: `/` for dashboards and consoles (optionally `?after=<seq>&epoch=<epoch>`), `/publish`
-for the watcher's publisher (bearer token), `/healthz` for probes. Anything else is a 404.
+Routes: `/` for dashboards and consoles (optionally `?after=<seq>&epoch=<epoch>`), `/healthz`,
+`/readyz` and `/metrics` for probes and scrapers. Anything else is a 404.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hmac
-import json
 import logging
 import threading
 import time
 import weakref
-from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
 from urllib.parse import urlsplit
 
-from pymongo.errors import PyMongoError
-from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
-from websockets.datastructures import Headers
+from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from broadcaster import metrics
 from broadcaster.admission import Admission
+from broadcaster.connections import Connections, close
 from broadcaster.fanout import Fanout
+from broadcaster.follower import AWAIT_MS, LogFollower, Update, Window
 from broadcaster.history import History, SequenceGap
-from broadcaster.peer import POLICY_VIOLATION, Allowance, GuardedConnection, cut, remote
+from broadcaster.limits import Limits
+from broadcaster.peer import POLICY_VIOLATION, Allowance, GuardedConnection, remote
+from broadcaster.probes import PROBES, answer_probe
 from broadcaster.query import BadQuery, parse_query, query_token
 from desks.auth import READ, AuthError, Grant, ScopeError, Verifier, bearer
 from desks.event_log import EventLog
-from desks.events import DeskEvent, EventFormatError, decode, hello, reset
+from desks.events import hello, reset
 from desks.hosts import PageOrigins
-from desks.metrics import exposition
 from desks.service import STOP_TIMEOUT
 
 log = logging.getLogger("desks.broadcaster")
@@ -45,9 +42,6 @@ MAX_MESSAGE_BYTES = 64 * 1024  # from clients, which have nothing to say
 # How long a stop waits for clients to answer the closing handshake before cutting them: well
 # within the time a service is given to stop (a client's close_timeout is longer).
 CLOSE_BUDGET = STOP_TIMEOUT / 2
-# From the authenticated publisher: any event the watcher can log (a log entry is a BSON
-# document, at most 16 MiB; the watcher reduces events to DESKS_MAX_EVENT_BYTES anyway).
-MAX_PUBLISHED_BYTES = 16 * 1024 * 1024
 # A replay longer than this is sent with awaited (paced) sends before the final, synchronous
 # hand-over to live; shorter ones go out at once.
 REPLAY_CHUNK = 200
@@ -58,38 +52,18 @@ RETRY_AFTER_S = 5  # a client refused for the limits may try again after this
 TOKEN_EXPIRED = 4401
 
 
-@dataclass(frozen=True)
-class Limits:
-    """What one client may cost the server."""
-
-    max_buffer: int = 1024 * 1024  # unsent bytes before a client is dropped (1013)
-    # Clients have nothing to say: frames of any kind (pings included) beyond this are a flood,
-    # closed with 1008.
-    messages_per_second: float = 10.0
-    message_burst: int = 50
-    ping_interval: float = 20.0
-    ping_timeout: float = 20.0
-    close_timeout: float = 5.0  # a peer that ignores the closing handshake is cut off after this
-    ahead_wait: float = 5.0  # how long a position beyond the head waits for it before `reset`
-    # Clients held at once, in all and from one address; beyond them the handshake gets 503.
-    # ~16 KiB an idle client (BENCHMARKS.md) plus its send buffer: 10,000 fit a small container.
-    max_connections: int = 10_000
-    max_per_address: int = 200
-
-
 class Broadcaster:
-    """Fan events out to clients with websockets' broadcast(), keeping a replayable history."""
+    """Fan the log's events out to clients with websockets' broadcast(), keeping a replayable
+    history of the newest `retain`."""
 
     def __init__(
         self,
-        publish_token: str,
+        events: EventLog,
         retain: int = 10_000,
-        events: EventLog | None = None,
         limits: Limits | None = None,
         verifier: Verifier | None = None,
         origins: PageOrigins | None = None,
     ) -> None:
-        self._token = publish_token
         self.origins = origins or PageOrigins()
         self.verifier = verifier or Verifier()
         self._grants: weakref.WeakKeyDictionary[ServerConnection, Grant] = (
@@ -100,7 +74,7 @@ class Broadcaster:
         self.limits = limits or Limits()
         self.fanout = Fanout(self.limits.max_buffer)
         self._events = events
-        self._publisher: ServerConnection | None = None
+        self.follower: LogFollower | None = None  # while serving
         self._has_log = asyncio.Event()
         self._advanced = asyncio.Event()  # set (and replaced) whenever the head moves
         self._catch_up_to = 0
@@ -109,8 +83,9 @@ class Broadcaster:
         metrics.HEAD_SEQ.set_function(lambda: self.history.head)
         self.listening = threading.Event()
         self.started = threading.Event()  # set once listening, or once listening failed
+        self.following = threading.Event()  # set once it serves a log (its hello has a head)
         self.start_error: OSError | None = None
-        self._connections: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
+        self._connections = Connections()
         self.admission = Admission(self.limits.max_connections, self.limits.max_per_address)
 
     @property
@@ -121,32 +96,18 @@ class Broadcaster:
     # -- handshake ----------------------------------------------------------------------
 
     def check_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Answer probes, refuse unknown paths and unauthenticated publishers before upgrading."""
+        """Answer probes, refuse unknown paths and unauthorized clients before upgrading."""
         path = urlsplit(request.path).path
-        if path == "/healthz":
-            return connection.respond(HTTPStatus.OK, "ok\n")
-        if path == "/readyz":  # ready once it follows a log: clients get their hello at once
-            if self._has_log.is_set():
-                return connection.respond(HTTPStatus.OK, "ready\n")
-            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "no event log yet\n")
-        if path == "/metrics":
-            text, content_type = exposition()
-            headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(text)))])
-            return Response(HTTPStatus.OK, "OK", headers, text)
-        if path in {"/", "/publish"}:
-            # A browser's WebSocket is not fenced by CORS: any page the user opens could read
-            # the feed (cross-site WebSocket hijacking), unless its Origin is checked.
-            why = self.origins.refuse(request.headers.get("Origin"))
-            if why is not None:
-                log.warning("page refused", extra={"remote": remote(connection), "reason": why})
-                return connection.respond(HTTPStatus.FORBIDDEN, f"{why}\n")
-        if path == "/publish":
-            if not self._authorized(request.headers):
-                log.warning("publisher refused", extra={"remote": remote(connection)})
-                return connection.respond(HTTPStatus.UNAUTHORIZED, "publish token required\n")
-            return None
+        if path in PROBES:
+            return answer_probe(connection, path, self._not_ready)
         if path != "/":
             return connection.respond(HTTPStatus.NOT_FOUND, "unknown path; connect to /\n")
+        # A browser's WebSocket is not fenced by CORS: any page the user opens could read the
+        # feed (cross-site WebSocket hijacking), unless its Origin is checked.
+        why = self.origins.refuse(request.headers.get("Origin"))
+        if why is not None:
+            log.warning("page refused", extra={"remote": remote(connection), "reason": why})
+            return connection.respond(HTTPStatus.FORBIDDEN, f"{why}\n")
         token = bearer(request.headers.get("Authorization")) or query_token(request.path)
         try:
             grant = self.verifier.check(token, READ)
@@ -187,23 +148,19 @@ class Broadcaster:
         # A partial of this, not a lambda: one is kept for every client (~50 bytes less each).
         self.admission.release(address)
 
-    def _authorized(self, headers: Headers) -> bool:
-        supplied = headers.get("Authorization", "")
-        expected = f"Bearer {self._token}"
-        return hmac.compare_digest(supplied.encode(), expected.encode())
-
-    async def route(self, connection: ServerConnection) -> None:
-        """Serve a connection by its path."""
-        assert connection.request is not None
-        if urlsplit(connection.request.path).path == "/publish":
-            connection.protocol.max_message_size = MAX_PUBLISHED_BYTES
-            await self._serve_publisher(connection)
-        else:
-            await self._serve_client(connection)
+    def _not_ready(self) -> str | None:
+        """Say why clients cannot be served the log now, if they cannot."""
+        failure = self.follower.failure if self.follower is not None else None
+        if failure is not None:
+            return f"event log unreadable ({failure})"
+        if not self._has_log.is_set():
+            return "no event log yet"
+        return None
 
     # -- clients ------------------------------------------------------------------------
 
-    async def _serve_client(self, connection: ServerConnection) -> None:
+    async def serve_client(self, connection: ServerConnection) -> None:
+        """Say hello, replay what the client missed, then send it every live event."""
         assert connection.request is not None
         if isinstance(connection, GuardedConnection):
             limits = self.limits
@@ -317,125 +274,105 @@ class Broadcaster:
         self._advanced.set()
         self._advanced = asyncio.Event()
 
-    # -- publisher ----------------------------------------------------------------------
+    # -- the log ------------------------------------------------------------------------
 
-    async def _serve_publisher(self, connection: ServerConnection) -> None:
-        if self._publisher is not None:
-            # The newest publisher wins: a restarted watcher must not wait for a half-open socket.
-            await self._publisher.close(1012, "replaced by a newer publisher")
-        self._publisher = connection
-        history = self.history
-        ready = {"type": "ready", "epoch": history.epoch, "head": history.head}
-        await connection.send(json.dumps({**ready, "retain": history.retain}))
-        log.info("publisher connected", extra={"head_seq": history.head})
+    def _take(self, update: Update) -> None:
+        """Apply what the follower read: a (new) log's window, or its next events."""
+        assert self.follower is not None
         try:
-            async for message in connection:
-                if not self._accept(message):
-                    await connection.close(POLICY_VIOLATION, "out of sequence; reconnect")
-                    return
-        except ConnectionClosed:
-            pass
+            if isinstance(update, Window):
+                self._start_log(update)
+            for seq, text in update.events:
+                self._add(seq, text)
         finally:
-            if self._publisher is connection:
-                self._publisher = None
-            log.info("publisher disconnected", extra={"head_seq": self.history.head})
+            self.follower.taken()
 
-    def _accept(self, message: str | bytes) -> bool:
+    def _add(self, seq: int, text: str) -> None:
         try:
-            data = json.loads(message)
-            if isinstance(data, dict) and data.get("type") == "log":
-                after = int(data["after"])
-                self._start_log(str(data["epoch"]), after, int(data.get("head", after)))
-                return True
-            event = decode(data)
-        except (ValueError, KeyError, TypeError, EventFormatError) as error:
-            log.error("bad message from publisher", extra={"error": str(error)})
-            return False
-        text = event.encode()
-        try:
-            if not self.history.add(event.seq, text):
-                return True  # a repeat after the publisher reconnected
+            if not self.history.add(seq, text):
+                return
         except SequenceGap as error:
-            log.error("publisher skipped events", extra={"error": str(error)})
-            return False
-        if self.history.head >= self._catch_up_to:
-            self._has_log.set()
+            # A hole in the log: those events will never come. Clients cannot be brought up to
+            # date from here on; they must reload, and positions past the hole serve again.
+            log.error("event log has a gap; clients reset", extra={"error": str(error)})
+            assert self.history.epoch is not None
+            self.history.start(self.history.epoch, seq - 1)
+            self.history.add(seq, text)
+            self.fanout.send(self._reset())
+            self._moved()
+            return
         self._moved()
+        if not self._has_log.is_set():
+            # Part of the window being read: clients are told its head (in their hello, or in
+            # the reset of a new log), not sent its events as if they were live.
+            if self.history.head >= self._catch_up_to:
+                self._log_known()
+            return
         started = time.perf_counter()
         sent_to = self.fanout.send(text)
         metrics.BROADCAST_SECONDS.observe(time.perf_counter() - started)
         metrics.EVENTS_BROADCAST.inc()
         metrics.DELIVERIES.inc(sent_to)
         if log.isEnabledFor(logging.DEBUG):  # a line per event: for tracing, not for operators
-            desk_id = event.desk_id if isinstance(event, DeskEvent) else None
-            log.debug(
-                "event",
-                extra={
-                    "seq": event.seq,
-                    "type": event.type,
-                    "desk_id": desk_id,
-                    "clients": sent_to,
-                },
-            )
-        return True
+            log.debug("event", extra={"seq": seq, "clients": sent_to})
 
-    def _start_log(self, epoch: str, after: int, head: int) -> None:
-        changed = self.history.epoch is not None and self.history.epoch != epoch
-        self.history.start(epoch, after)
+    def _log_known(self) -> None:
+        self._has_log.set()  # for this loop's clients
+        self.following.set()  # for other threads (`desks up` serves once it is set)
+
+    def _start_log(self, window: Window) -> None:
+        changed = self.history.epoch is not None and self.history.epoch != window.epoch
+        self.history.start(window.epoch, window.after)
         # Serve clients once the backlog up to the log's head has arrived: a client resuming
         # at a seq inside it must be replayed to, not told to reset.
-        self._catch_up_to = head
-        if after >= head:
-            self._has_log.set()
+        self._catch_up_to = window.head
+        if window.after >= window.head:
+            self._log_known()
+        else:
+            self._has_log.clear()  # a client connecting now waits for the window's head
         self._moved()
-        log.info("following log", extra={"epoch": epoch, "after_seq": after})
         if changed:
-            # The clients' positions belong to the old log: they must reload their snapshots.
-            self.fanout.send(self._reset())
+            # The clients' positions belong to the old log: they must reload their snapshots,
+            # as of the new log's head (the window's events are not sent to them).
+            self.fanout.send(reset(window.head, window.epoch))
 
     # -- starting -----------------------------------------------------------------------
 
-    def _refill(self) -> tuple[str, int, list[tuple[int, str]]] | None:
-        """Read the newest retained window from the event log (blocking; run in a thread)."""
-        assert self._events is not None
-        epoch = self._events.existing_epoch()
-        if epoch is None:
-            return None
-        head = self._events.head()
-        after = max(0, head - self.history.retain)
-        events = self._events.after(after, self.history.retain)
-        return epoch, after, [(event.seq, event.encode()) for event in events]
-
-    async def _load_history(self) -> None:
-        if self._events is None:
-            return
+    async def serve(
+        self, host: str, port: int, stop: asyncio.Future[None], reuse_port: bool = False
+    ) -> None:
+        """Follow the log and listen on host:port until `stop` resolves; `reuse_port`: share
+        the port with other processes (SO_REUSEPORT), the kernel spreading connections."""
+        loop = asyncio.get_running_loop()
+        follower = self.follower = LogFollower(
+            self._events,
+            self.history.retain,
+            lambda update: loop.call_soon_threadsafe(self._take, update),
+        )
+        stop_following = threading.Event()
+        following = threading.Thread(
+            target=follower.run, args=(stop_following,), name="broadcaster-log", daemon=True
+        )
+        following.start()
         try:
-            window = await asyncio.to_thread(self._refill)
-        except PyMongoError as error:
-            log.warning(
-                "history not refilled; waiting for the publisher", extra={"error": str(error)}
-            )
-            return
-        if window is None:
-            return
-        epoch, after, events = window
-        self.history.start(epoch, after)
-        for seq, text in events:
-            self.history.add(seq, text)
-        self._catch_up_to = self.history.head
-        self._has_log.set()
-        log.info("history refilled", extra={"epoch": epoch, "head_seq": self.history.head})
+            await self._listen(host, port, stop, reuse_port)
+        finally:
+            stop_following.set()
+            # The follower notices within one poll of its stream; the loop runs meanwhile, so
+            # an update it is handing over is taken, not left waiting.
+            await asyncio.to_thread(following.join, AWAIT_MS / 1000 + 1)
 
-    async def serve(self, host: str, port: int, stop: asyncio.Future[None]) -> None:
-        """Listen on host:port until `stop` resolves."""
-        await self._load_history()
+    async def _listen(
+        self, host: str, port: int, stop: asyncio.Future[None], reuse_port: bool
+    ) -> None:
         server = await serve(
-            self.route,
+            self.serve_client,
             host,
             port,
+            reuse_port=reuse_port,
             process_request=self.check_request,
             # websockets documents a wrapper as welcome here; its annotation says a class.
-            create_connection=self._new_connection,  # type: ignore[arg-type]
+            create_connection=self._connections.new,  # type: ignore[arg-type]
             compression=None,  # per-connection zlib buffers cost more memory than they save
             max_size=MAX_MESSAGE_BYTES,
             ping_interval=self.limits.ping_interval,
@@ -448,62 +385,17 @@ class Broadcaster:
             self.started.set()
             log.info("listening", extra={"url": f"ws://{host}:{self.port}/"})
             await stop
-            await self._stop_accepting(server)
+            await self._connections.stop_accepting(server)
         finally:
-            await self._close(server)
+            await close(server, CLOSE_BUDGET)
             self.listening.clear()
-            await self._cut_the_rest()
-
-    async def _close(self, server: Server) -> None:
-        """Close the server, giving clients' closing handshakes at most CLOSE_BUDGET."""
-        server.close()
-        try:
-            # Shielded: at the deadline only the wait ends; the cut that follows ends the close.
-            await asyncio.wait_for(asyncio.shield(server.wait_closed()), CLOSE_BUDGET)
-        except TimeoutError:
-            log.warning("clients did not close in time; cut", extra={"budget_s": CLOSE_BUDGET})
-
-    async def _stop_accepting(self, server: Server) -> None:
-        """Stop taking connections and cut those still opening, before the server closes.
-
-        asyncio (3.11) drops unclosed the transport of an accept that runs after its server
-        closed (the peer waits until a collector finds it), and websockets' close waits out
-        each handshake under way (its open timeout, 10 s). So the listening sockets stop being
-        read first, each accept in flight gets the two loop turns it takes to make its
-        connection, and every connection still waiting for its peer's request is cut.
-        """
-        loop = asyncio.get_running_loop()
-        for sock in server.sockets:
-            loop.remove_reader(sock.fileno())
-        await asyncio.sleep(0)  # an accept in flight makes its transport...
-        await asyncio.sleep(0)  # ...and the transport its connection
-        for connection in self._made():
-            # One whose request came is answered by the server's close (503), not cut.
-            if connection.state is State.CONNECTING and connection.request is None:
-                cut(connection)
-
-    async def _cut_the_rest(self) -> None:
-        """Cut every connection still here, so that none outlives this loop with its socket.
-
-        A peer that stopped reading keeps its socket open after the server's close while
-        unsent data waits. Each abort closes its socket in a callback, which the loop must
-        run before it ends (one turn).
-        """
-        for connection in self._made():
-            cut(connection)
-        await asyncio.sleep(0)
+            await self._connections.cut_the_rest()
 
     def _made(self) -> list[ServerConnection]:
-        """Return the connections that have their transport (a loop turn after they are made)."""
-        return [each for each in self._connections if hasattr(each, "transport")]
+        """Return the connections made so far that are still around (tests)."""
+        return self._connections.made()
 
-    def _new_connection(self, *args: Any, **kwargs: Any) -> GuardedConnection:
-        """Make a connection, known before its first byte so that stopping can cut it."""
-        connection = GuardedConnection(*args, **kwargs)
-        self._connections.add(connection)
-        return connection
-
-    def run(self, host: str, port: int, stop: threading.Event) -> None:
+    def run(self, host: str, port: int, stop: threading.Event, reuse_port: bool = False) -> None:
         """Serve in this thread's own event loop until `stop` is set."""
 
         async def main() -> None:
@@ -522,7 +414,7 @@ class Broadcaster:
             # A daemon thread, not the loop's executor: if serving fails, nothing is left
             # waiting on `stop` to hold the process open at exit.
             threading.Thread(target=relay_stop, name="broadcaster-stop", daemon=True).start()
-            await self.serve(host, port, done)
+            await self.serve(host, port, done, reuse_port)
 
         try:
             asyncio.run(main())

@@ -1,11 +1,13 @@
 """The event log (`desk_events`): every desk event once, by seq, with the change that caused it.
 
-The watcher appends; the API, the publisher and `desks replay` read. It lives in the shared
+The watcher appends; the API, the broadcasters and `desks replay` read. It lives in the shared
 package because the API reads it too, and the API may not import the watcher.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import secrets
 import threading
@@ -17,10 +19,21 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from desks.bson_json import to_json
-from desks.events import CREATED, DELETED, DESK_SNAPSHOT, RESYNC, SNAPSHOT, Event, decode
+from desks.events import (
+    CREATED,
+    DELETED,
+    DESK_SNAPSHOT,
+    RESYNC,
+    SNAPSHOT,
+    Event,
+    EventFormatError,
+    decode,
+)
 from desks.store import majority
 
 Document = dict[str, Any]
+
+log = logging.getLogger("desks.event_log")
 
 EVENTS = "desk_events"
 META = "desk_events_meta"
@@ -45,8 +58,6 @@ class EventLog:
         # Appended with w:majority, read with read concern majority (see store.majority).
         self._events = majority(database[EVENTS])
         self._meta = majority(database[META])
-        # Wakes in-process readers (the publisher) as soon as an event is appended.
-        self.appended = threading.Condition()
         # The log is append-only, so the registry as of a logged seq never changes: its total,
         # counted over the whole span (O(N)), is counted once, not once a page.
         self._totals: dict[tuple[str | None, int], int] = {}
@@ -92,7 +103,6 @@ class EventLog:
             if self.logged([token]):
                 return False
             raise  # the seq is taken by another change: two writers, which must not happen
-        self._appended()
         return True
 
     def append_many(self, entries: Sequence[tuple[Event, str]]) -> None:
@@ -102,16 +112,18 @@ class EventLog:
         another writer, and the write fails.
         """
         self._events.insert_many([_document(event, token) for event, token in entries])
-        self._appended()
-
-    def _appended(self) -> None:
-        with self.appended:
-            self.appended.notify_all()
 
     def after(self, seq: int, limit: int) -> list[Event]:
         """Return up to `limit` events with a seq greater than `seq`, in order."""
         cursor = self._events.find({"_id": {"$gt": seq}}, projection={"token": 0})
         return [_event(document) for document in cursor.sort("_id", ASCENDING).limit(limit)]
+
+    def after_encoded(self, seq: int, limit: int) -> list[tuple[int, str]]:
+        """Return up to `limit` events with a seq greater than `seq`, in order, each with its
+        JSON as clients get it. One this version cannot read (a newer watcher's type) is
+        passed on as logged, not held up: a reader of the log must never stall on it."""
+        cursor = self._events.find({"_id": {"$gt": seq}}, projection={"token": 0})
+        return [_encoded(document) for document in cursor.sort("_id", ASCENDING).limit(limit)]
 
     def of_desk(self, desk_id: str, after: int, limit: int) -> list[Event]:
         """Return up to `limit` events of one desk with a seq greater than `after`, in order.
@@ -320,10 +332,21 @@ class EventLog:
         document = self._events.find_one({"desk_id": desk_id}, sort=[("_id", DESCENDING)])
         return dict(document["desk"]) if document else None
 
-    def wait(self, timeout: float) -> None:
-        """Block until an event is appended in this process, or `timeout` seconds pass."""
-        with self.appended:
-            self.appended.wait(timeout)
+    def watch(self, max_await_ms: int) -> Any:
+        """Open a change stream that rings on each append, by any process, with its seq only
+        (`documentKey._id`): followers read the events themselves, by seq."""
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"operationType": "insert"}},
+            {"$project": {"documentKey": 1}},
+        ]
+        return self._events.watch(pipeline, max_await_time_ms=max_await_ms)
+
+    def watch_identity(self, max_await_ms: int) -> Any:
+        """Open a change stream that rings when the log's identity is written (a new log)."""
+        return self._meta.watch(
+            [{"$match": {"operationType": {"$in": ["insert", "update", "replace"]}}}],
+            max_await_time_ms=max_await_ms,
+        )
 
 
 def _holds(name: Any, pattern: re.Pattern[str]) -> bool:
@@ -335,6 +358,16 @@ def _document(event: Event, token: str) -> Document:
     document = {"_id": event.seq, "token": token, **event.to_json()}
     document.pop("seq")
     return document
+
+
+def _encoded(document: Document) -> tuple[int, str]:
+    seq = int(document["_id"])
+    try:
+        return seq, _event(document).encode()
+    except (EventFormatError, ValueError, TypeError, KeyError) as error:
+        data = to_json({"seq": seq, **{k: v for k, v in document.items() if k != "_id"}})
+        log.warning("event passed on as logged", extra={"seq": seq, "error": str(error)})
+        return seq, json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def _event(document: Document) -> Event:

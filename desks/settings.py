@@ -37,16 +37,13 @@ ENVIRONMENT = {
     "broadcaster_host": "DESKS_BROADCASTER_HOST",
     "broadcaster_port": "DESKS_BROADCASTER_PORT",
     "broadcaster_url": "DESKS_BROADCASTER_URL",
-    "broadcaster_urls": "DESKS_BROADCASTER_URLS",
     "public_broadcaster_url": "DESKS_PUBLIC_BROADCASTER_URL",
     "client_buffer_bytes": "DESKS_CLIENT_BUFFER_BYTES",
     "lease_ttl_seconds": "DESKS_LEASE_TTL_SECONDS",
     "watcher_max_await_ms": "DESKS_WATCHER_MAX_AWAIT_MS",
     "watcher_health_port": "DESKS_WATCHER_HEALTH_PORT",
-    "publish_token": "DESKS_PUBLISH_TOKEN",
     "history_size": "DESKS_HISTORY_SIZE",
     "max_event_bytes": "DESKS_MAX_EVENT_BYTES",
-    "publisher_max_lag": "DESKS_PUBLISHER_MAX_LAG",
     "checkpoint_idle_seconds": "DESKS_CHECKPOINT_IDLE_SECONDS",
     "ahead_wait_seconds": "DESKS_AHEAD_WAIT_SECONDS",
     "max_connections": "DESKS_MAX_CONNECTIONS",
@@ -61,6 +58,19 @@ ENVIRONMENT = {
     "allowed_hosts": "DESKS_ALLOWED_HOSTS",
     "token": "DESKS_TOKEN",
 }
+# Variables of earlier versions that nothing reads any more, and why: said once at start.
+RETIRED = {
+    "DESKS_PUBLISH_TOKEN": "broadcasters read the event log themselves; no push channel",
+    "DESKS_BROADCASTER_URLS": "broadcasters read the event log themselves; none is listed",
+    "DESKS_PUBLISHER_MAX_LAG": "the watcher publishes nothing; each broadcaster's /readyz "
+    "says whether it reads the log",
+}
+
+
+def retired(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return the retired variables set in `environ` (default: os.environ), with why."""
+    env = os.environ if environ is None else environ
+    return {name: why for name, why in RETIRED.items() if env.get(name)}
 
 
 @dataclass(frozen=True)
@@ -81,16 +91,13 @@ class Settings:
     broadcaster_host: str = "127.0.0.1"
     broadcaster_port: int = 8765
     broadcaster_url: str = "ws://127.0.0.1:8765/"
-    broadcaster_urls: tuple[str, ...] = ()
     public_broadcaster_url: str | None = None  # None: the page's host, broadcaster_port
     client_buffer_bytes: int = 1024 * 1024
     lease_ttl_seconds: float = 10.0
     watcher_max_await_ms: int = 500  # a change-stream poll's wait (maxAwaitTimeMS)
     watcher_health_port: int = 8767
-    publish_token: str | None = None
     history_size: int = 10_000
     max_event_bytes: int = 64 * 1024
-    publisher_max_lag: int = 1000
     checkpoint_idle_seconds: int = 60
     ahead_wait_seconds: float = 5.0
     max_connections: int = 10_000
@@ -114,11 +121,6 @@ class Settings:
             self.jwt_audience,
             self.anonymous_reads,
         )
-
-    @property
-    def publish_to(self) -> tuple[str, ...]:
-        """Return every broadcaster the watcher feeds (DESKS_BROADCASTER_URLS, else the one)."""
-        return self.broadcaster_urls or (self.broadcaster_url,)
 
     @property
     def trusted_hosts(self) -> tuple[str, ...]:
@@ -187,11 +189,6 @@ class Settings:
             broadcaster_url=_websocket_url(
                 "DESKS_BROADCASTER_URL", env.get("DESKS_BROADCASTER_URL") or cls.broadcaster_url
             ),
-            broadcaster_urls=tuple(
-                _websocket_url("DESKS_BROADCASTER_URLS", url)
-                for url in (env.get("DESKS_BROADCASTER_URLS") or "").split(",")
-                if url.strip()
-            ),
             public_broadcaster_url=_websocket_url(
                 "DESKS_PUBLIC_BROADCASTER_URL", env["DESKS_PUBLIC_BROADCASTER_URL"]
             )
@@ -209,7 +206,6 @@ class Settings:
             watcher_health_port=_integer(
                 env, "DESKS_WATCHER_HEALTH_PORT", cls.watcher_health_port, 0, 65535
             ),
-            publish_token=_publish_token(env),
             history_size=_integer(env, "DESKS_HISTORY_SIZE", cls.history_size, 1, 10_000_000),
             # Each client waiting ahead of the head holds a connection that long: at most 30 s.
             ahead_wait_seconds=_number(
@@ -246,9 +242,6 @@ class Settings:
             ),
             checkpoint_idle_seconds=_integer(
                 env, "DESKS_CHECKPOINT_IDLE_SECONDS", cls.checkpoint_idle_seconds, 1, 86_400
-            ),
-            publisher_max_lag=_integer(
-                env, "DESKS_PUBLISHER_MAX_LAG", cls.publisher_max_lag, 1, 10_000_000
             ),
             max_event_bytes=_integer(
                 env, "DESKS_MAX_EVENT_BYTES", cls.max_event_bytes, 4096, 8 * 1024 * 1024
@@ -296,17 +289,6 @@ def _name(env: Mapping[str, str], name: str, default: str) -> str:
     if not raw or len(raw) > 63 or any(c in raw for c in '/\\. "$*<>:|?\0'):
         raise SettingsError(f"{name} is not a valid MongoDB database name: {raw!r}")
     return raw
-
-
-def _publish_token(env: Mapping[str, str]) -> str | None:
-    token = env.get("DESKS_PUBLISH_TOKEN") or None
-    if token is not None and len(token) < 32:
-        # Guessable otherwise: whoever holds it feeds every client (python -c "import secrets;
-        # print(secrets.token_urlsafe(32))" makes one).
-        raise SettingsError(
-            "DESKS_PUBLISH_TOKEN must be at least 32 characters (secrets.token_urlsafe(32))"
-        )
-    return token
 
 
 def _jwt_secret(env: Mapping[str, str]) -> str | None:

@@ -23,10 +23,12 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from desks import logs
 from desks.auth import SCOPES
-from desks.settings import Settings, SettingsError
+from desks.settings import Settings, SettingsError, retired
 from desks.terminal import printable, printable_json
 
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')  # a Link header's next page
+# Commands whose processes must see one store: an in-memory one would be each process's own.
+SHARED_STORE_COMMANDS = {"up", "api", "watcher", "broadcaster", "verify"}
 
 log = logging.getLogger("desks.cli")
 
@@ -75,6 +77,12 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
         help="broadcaster port (%(default)s)",
     )
     up.add_argument("--workers", type=_positive, default=2, help="API processes (%(default)s)")
+    up.add_argument(
+        "--broadcasters",
+        type=_positive,
+        default=1,
+        help="broadcaster processes sharing --ws-port, this one included (%(default)s)",
+    )
     up.add_argument("--threads", type=_positive, default=4, help="threads each (%(default)s)")
 
     api = commands.add_parser(
@@ -95,18 +103,27 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
 
     watcher = commands.add_parser(
         "watcher",
-        help="tail the change stream into the event log and feed the broadcasters "
-        "(needs MONGODB_URI or a store file, and DESKS_PUBLISH_TOKEN)",
+        help="tail the change stream into the event log (needs MONGODB_URI or a store file)",
     )
     watcher.add_argument("--health-host", default="127.0.0.1", help="probe address (%(default)s)")
 
     broadcaster = commands.add_parser(
-        "broadcaster", help="serve WebSocket clients (needs DESKS_PUBLISH_TOKEN)"
+        "broadcaster",
+        help="follow the event log and serve it to WebSocket clients (needs MONGODB_URI or a "
+        "store file)",
     )
     broadcaster.add_argument("--host", default=settings.broadcaster_host, help="(%(default)s)")
     broadcaster.add_argument(
         "--port", type=_port, default=settings.broadcaster_port, help="(%(default)s)"
     )
+    broadcaster.add_argument(
+        "--processes",
+        type=_positive,
+        default=1,
+        help="processes sharing the port (SO_REUSEPORT), each replaced if it dies (%(default)s)",
+    )
+    # One of --processes' children: shares the port, and stops when its parent is gone.
+    broadcaster.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
 
     consume = commands.add_parser("consume", help="print desk events as they happen")
     consume.add_argument("--url", default=settings.broadcaster_url, help="(%(default)s)")
@@ -167,16 +184,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser(settings)
     args = parser.parse_args(argv)
     logs.configure(settings.log_level, settings.log_format, service=args.command)
-    if args.command in {"up", "api", "watcher", "verify"} and not settings.shared_store:
+    for variable, why in retired().items():
+        log.warning("setting no longer used", extra={"variable": variable, "reason": why})
+    if args.command in SHARED_STORE_COMMANDS and not settings.shared_store:
         # Each process would get its own empty in-memory store: refuse rather than mislead.
         parser.error(
             f"desks {args.command} needs a store other processes share (the API runs in "
             "gunicorn worker processes): MONGODB_URI, or DESKS_EMBEDDED_PATH naming a file "
             "(the default), not :memory:"
         )
-    if args.command in {"watcher", "broadcaster"} and settings.publish_token is None:
-        parser.error(f"desks {args.command} needs DESKS_PUBLISH_TOKEN (a shared secret)")
-    serving = args.command in {"up", "broadcaster"} or (args.command == "api" and args.fd is None)
+    # Said once, by the process the operator started (not by each child it starts).
+    serving = (args.command == "up" or args.command == "broadcaster" and not args.supervised) or (
+        args.command == "api" and args.fd is None
+    )
     if serving and not settings.verifier().enabled:  # `desks up` warns for its API child too
         log.warning(
             "authentication is off: anyone who reaches this service can read and write desks; "
@@ -249,7 +269,7 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
     crash = _Crash(stopping)
     store = open_store(settings)
     try:
-        system = System(settings, store, on_crash=crash, api=api)
+        system = System(settings, store, on_crash=crash, api=api, broadcasters=args.broadcasters)
         started = system.start(give_up=stopping)
     except OSError as error:
         print(f"desks: cannot start: {error}", file=sys.stderr)
@@ -322,9 +342,7 @@ def _watcher(settings: Settings, args: argparse.Namespace) -> int:
     from launcher import configured
     from watcher.health import HealthServer
     from watcher.lease import Lease
-    from watcher.publisher import Publisher
 
-    assert settings.publish_token is not None
     stopping = _stop_on_signal()
     crash = _Crash(stopping)
     store = open_store(settings)
@@ -332,30 +350,13 @@ def _watcher(settings: Settings, args: argparse.Namespace) -> int:
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     lease = Lease(store.database, owner, settings.lease_ttl_seconds)
     watcher = configured.watcher(settings, store, events, lease)
-    # One publisher per broadcaster, each reading the log; only the lease holder's publish.
-    publishers = [
-        Publisher(url, settings.publish_token, events, may_publish=lambda: watcher.leading)
-        for url in settings.publish_to
-    ]
-    services = [Service("watcher", watcher.run, crash)]
-    services += [Service(f"publisher {p.url}", p.run, crash) for p in publishers]
-    health = HealthServer(
-        args.health_host,
-        settings.watcher_health_port,
-        watcher,
-        publishers,
-        events,
-        settings.publisher_max_lag,
-    )
+    service = Service("watcher", watcher.run, crash)
+    health = HealthServer(args.health_host, settings.watcher_health_port, watcher)
     health.start()
-    for service in services:
-        service.start()
+    service.start()
     log.info("watcher started", extra={"owner": owner, "health_port": health.port})
     _wait(stopping)
-    for service in services:
-        service.signal_stop()
-    for service in services:
-        service.stop()
+    service.stop()
     health.stop()
     store.close()
     return crash.status
@@ -368,26 +369,60 @@ def _broadcaster(settings: Settings, args: argparse.Namespace) -> int:
     from desks.store import open_store
     from launcher import configured
 
-    assert settings.publish_token is not None
+    if args.processes > 1:
+        return _broadcaster_processes(settings, args)
     stopping = _stop_on_signal()
     crash = _Crash(stopping)
-    # On a shared store it refills its history from the event log at start; alone, the
-    # publisher gives it the window it retains when it connects.
-    events = EventLog(open_store(settings).database) if settings.shared_store else None
+    if args.supervised:  # a child of --processes: it must not outlive its parent (kill -9)
+        _stop_when_orphaned(stopping)
+    store = open_store(settings)
     limits = configured.limits(settings)
     server = Broadcaster(
-        settings.publish_token,
+        EventLog(store.database),
         settings.history_size,
-        events,
         limits,
         settings.verifier(),
         settings.page_origins,
     )
-    service = Service("broadcaster", lambda stop: server.run(args.host, args.port, stop), crash)
+    service = Service(
+        "broadcaster",
+        lambda stop: server.run(args.host, args.port, stop, reuse_port=args.supervised),
+        crash,
+    )
     service.start()
     _wait(stopping)
     service.stop(5)
+    store.close()
     return crash.status
+
+
+def _broadcaster_processes(settings: Settings, args: argparse.Namespace) -> int:
+    from launcher.broadcasters import BroadcasterProcesses
+
+    stopping = _stop_on_signal()
+    try:
+        processes = BroadcasterProcesses(settings, args.host, args.port, args.processes)
+    except OSError as error:
+        print(f"desks: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
+        return 1
+    processes.start()
+    _wait(stopping)
+    processes.stop()
+    return 0
+
+
+def _stop_when_orphaned(stopping: threading.Event) -> None:
+    """Set `stopping` once this process's parent is gone (re-parented: the pid changes)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent and not stopping.wait(0.2):
+            pass
+        if not stopping.is_set():
+            log.warning("parent process gone; stopping", extra={"parent": parent})
+            stopping.set()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _consume(settings: Settings, args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broadcaster.server import Limits
+from broadcaster.limits import Limits
 from desks.event_log import EventLog
 from desks.settings import Settings
 from desks.store import Store

@@ -1,4 +1,4 @@
-"""The whole system from one command: watcher, publisher and broadcaster in threads, and the API.
+"""The whole system from one command: watcher and broadcaster in threads, and the API.
 
 The API is gunicorn in a child process (launcher/api_process.py) on a store file or MongoDB;
 on a private in-memory store (the end-to-end tests, which stop and restart single components)
@@ -22,8 +22,8 @@ from desks.settings import Settings
 from desks.store import Store
 from launcher import configured
 from launcher.api_process import ApiProcess
+from launcher.broadcasters import BroadcasterProcesses
 from watcher.lease import Lease
-from watcher.publisher import Publisher, publish_url
 
 log = logging.getLogger("desks.system")
 
@@ -32,7 +32,7 @@ WAITING_LOG_INTERVAL = 10.0
 
 
 class System:
-    """API, watcher, publisher and broadcaster on one store, in this process."""
+    """API, watcher and broadcaster on one store, in this process."""
 
     def __init__(
         self,
@@ -40,13 +40,15 @@ class System:
         store: Store,
         on_crash: Callable[[], None] | None = None,
         api: Mapping[str, int] | None = None,
+        broadcasters: int = 1,
     ) -> None:
-        """Bind the API's port now; `api` holds gunicorn's workers and threads."""
+        """Bind the API's port now; `api` holds gunicorn's workers and threads; beyond the
+        broadcaster in this process, `broadcasters - 1` more processes share its port."""
         self.settings = settings
+        self._more_broadcasters = broadcasters - 1
+        self.broadcaster_processes: BroadcasterProcesses | None = None
         self.store = store
         self._on_crash = on_crash  # a component died for good: the process must go down
-        # In one process nothing else needs the token: a fresh secret is as good as any.
-        self.publish_token = settings.publish_token or secrets.token_urlsafe(24)
         self.events = EventLog(store.database)
         self.api: ApiProcess | InProcessServer
         if settings.shared_store:
@@ -56,7 +58,6 @@ class System:
             self.api = InProcessServer(self._app, settings.api_host, settings.api_port)
         self.watcher = self._watcher_service()
         self.broadcaster = self._broadcaster_service(settings.broadcaster_port)
-        self.publishers: list[Service] = []
 
     @property
     def api_url(self) -> str:
@@ -80,16 +81,18 @@ class System:
 
     def _broadcaster_service(self, port: int) -> Service:
         self._broadcaster = Broadcaster(
-            self.publish_token,
+            self.events,
             self.settings.history_size,
-            events=self.events,
             limits=configured.limits(self.settings),
             verifier=self.settings.verifier(),
             origins=self.settings.page_origins,
         )
         host = self.settings.broadcaster_host
+        shared = self._more_broadcasters > 0
         return Service(
-            "broadcaster", lambda stop: self._broadcaster.run(host, port, stop), self._on_crash
+            "broadcaster",
+            lambda stop: self._broadcaster.run(host, port, stop, reuse_port=shared),
+            self._on_crash,
         )
 
     @property
@@ -104,7 +107,8 @@ class System:
         return self._broadcaster.port
 
     def start(self, give_up: threading.Event | None = None) -> bool:
-        """Start every component, the API last, once the watcher's stream is open.
+        """Start every component, the API last, once the watcher's stream is open and the
+        broadcaster follows the log (a client connecting then is served from its head).
 
         A write accepted before the stream opens would never be logged when the watcher starts
         from "now" (a new store, or after a resync), so the API waits for it, however long the
@@ -113,21 +117,31 @@ class System:
         """
         self.broadcaster.start()
         self._await_broadcaster(self.settings.broadcaster_port)
+        if self._more_broadcasters > 0:
+            self.broadcaster_processes = BroadcasterProcesses(
+                self.settings,
+                self.settings.broadcaster_host,
+                self.broadcaster_port,
+                self._more_broadcasters,
+            )
+            self.broadcaster_processes.start()
         self.watcher.start()
         began = time.monotonic()
         say_at = began + 1.0
-        while not self._watcher.wait_ready(0.2):
+        while not (self._watcher.wait_ready(0.2) and self._broadcaster.following.wait(0.2)):
             if give_up is not None and give_up.is_set():
                 return False
             if time.monotonic() >= say_at:
                 say_at += WAITING_LOG_INTERVAL
                 log.warning(
-                    "waiting for the watcher's change stream before serving",
-                    extra={"waited_s": round(time.monotonic() - began), "role": self._watcher.role},
+                    "waiting for the watcher's change stream and the broadcaster's log "
+                    "before serving",
+                    extra={
+                        "waited_s": round(time.monotonic() - began),
+                        "role": self._watcher.role,
+                        "broadcaster_following": self._broadcaster.following.is_set(),
+                    },
                 )
-        self.publishers = self._publisher_services()
-        for publisher in self.publishers:
-            publisher.start()
         # The dashboard tells browsers where the broadcaster is: its bound port (port 0 too).
         if isinstance(self.api, ApiProcess):
             self.api.start(broadcaster_port=self.broadcaster_port)
@@ -135,29 +149,6 @@ class System:
             self._app.config["DESKS_BROADCASTER_PORT"] = self.broadcaster_port
             self.api.start()
         return True
-
-    def _publisher_services(self) -> list[Service]:
-        """Return a publisher for this system's broadcaster and for every other one the
-        settings list (DESKS_BROADCASTER_URLS): whichever watcher leads feeds them all."""
-        urls = [self.broadcaster_url]
-        urls += [
-            url
-            for url in self.settings.broadcaster_urls
-            if publish_url(url) != publish_url(urls[0])
-        ]
-        return [
-            Service(
-                f"publisher {url}",
-                Publisher(
-                    url,
-                    self.publish_token,
-                    self.events,
-                    may_publish=lambda: self._watcher.leading,  # whichever watcher runs now
-                ).run,
-                self._on_crash,
-            )
-            for url in urls
-        ]
 
     def restart_watcher(self) -> None:
         """Stop the watcher and start a fresh one, as a process restart would."""
@@ -181,9 +172,11 @@ class System:
 
     def stop(self) -> None:
         """Stop everything at once and wait for each (Ctrl-C must not take more than 5 s)."""
-        services = [self.watcher, *self.publishers, self.broadcaster]
+        services = [self.watcher, self.broadcaster]
         for service in services:
             service.signal_stop()
         self.api.stop()
+        if self.broadcaster_processes is not None:
+            self.broadcaster_processes.stop()
         for service in services:
             service.stop()

@@ -53,13 +53,16 @@ def http_status(url: str) -> int | None:
 class Running:
     """A `desks up` process whose output is collected line by line."""
 
-    def __init__(self, port: int, log: Path, store: Path | None = None, **env_: str) -> None:
+    def __init__(
+        self, port: int, log: Path, store: Path | None = None, *args: str, **env_: str
+    ) -> None:
+        """Start `desks up` on `port` (and a free port for live events), with `args` more."""
         self.store = store or log.with_suffix(".sqlite3")
         env = desks_env(DESKS_EMBEDDED_PATH=str(self.store), **env_)
         self.log = log
         with log.open("w") as stderr:  # a file, not a pipe: a full pipe would stall the server
             self.ws_port = free_port()
-            command = ["up", "--port", str(port), "--ws-port", str(self.ws_port)]
+            command = ["up", "--port", str(port), "--ws-port", str(self.ws_port), *args]
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "launcher.cli", *command],
                 stdout=subprocess.PIPE,

@@ -19,6 +19,7 @@ import pytest
 from broadcaster.server import Broadcaster
 from desks.auth import Verifier
 from embedded import EmbeddedClient
+from tests.broadcaster.test_server import new_log
 from tests.broadcaster.test_server import running as running_broadcaster
 from tests.conftest import free_port, wait_until
 from tests.processes import ROOT, Running, desks_env, http_status, spawned
@@ -57,18 +58,28 @@ def test_bad_options_exit_2_with_a_message(args):
     assert "desks" in result.stderr and "error" in result.stderr
 
 
-@pytest.mark.parametrize("command", ["up", "api", "watcher"])
+@pytest.mark.parametrize("command", ["up", "api", "watcher", "broadcaster"])
 def test_store_processes_on_a_private_memory_store_exit_2_explaining_why(command):
     result = desks(command, env={"DESKS_EMBEDDED_PATH": ":memory:"})
     assert result.returncode == 2
     assert "MONGODB_URI" in result.stderr and "DESKS_EMBEDDED_PATH" in result.stderr
 
 
-@pytest.mark.parametrize("command", ["watcher", "broadcaster"])
-def test_pipeline_processes_without_publish_token_exit_2(command):
-    result = desks(command, env={"MONGODB_URI": "mongodb://127.0.0.1:1/"})
-    assert result.returncode == 2
-    assert "DESKS_PUBLISH_TOKEN" in result.stderr
+def test_variables_of_the_retired_push_channel_are_named_once_at_start(tmp_path):
+    with socket.socket() as taken:  # the broadcaster stops at once on a busy port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        env = {
+            "DESKS_PUBLISH_TOKEN": "publish-token-of-an-older-version-0123",
+            "DESKS_BROADCASTER_URLS": "ws://b1:8765/,ws://b2:8765/",
+            "DESKS_EMBEDDED_PATH": str(tmp_path / "store.sqlite3"),
+        }
+        result = desks("broadcaster", "--port", port, env=env)
+    for variable in ("DESKS_PUBLISH_TOKEN", "DESKS_BROADCASTER_URLS"):
+        assert result.stderr.count(f"variable={variable}") == 1
+    assert result.stderr.count("setting no longer used") == 2
+    assert "publish-token-of-an-older-version" not in result.stderr
 
 
 def test_replay_prints_logged_events_as_json_lines(system):
@@ -124,7 +135,6 @@ def test_replay_reports_an_unreachable_api():
         ("MONGODB_URI", "mongodb://host:99999/"),
         ("MONGODB_URI", "mongodb://host/?maxPoolSize=abc"),
         ("DESKS_MAX_EVENT_BYTES", "10"),
-        ("DESKS_PUBLISHER_MAX_LAG", "0"),
         ("DESKS_JWT_SECRET", "short"),
         ("DESKS_JWT_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----"),
         ("DESKS_JWT_PUBLIC_KEY", "/no/such/key.pem"),
@@ -193,7 +203,6 @@ def test_up_prints_urls_and_stops_on_sigterm_within_5s(system):
 def test_broadcaster_process_serves_probes_and_stops_on_sigterm(tmp_path):
     port = free_port()
     env = desks_env(
-        DESKS_PUBLISH_TOKEN="publish-token-for-tests-0123456789",
         DESKS_EMBEDDED_PATH=str(tmp_path / "store.sqlite3"),
     )
     with spawned(tmp_path / "broadcaster.log", env, "broadcaster", "--port", str(port)) as process:
@@ -204,7 +213,6 @@ def test_broadcaster_process_serves_probes_and_stops_on_sigterm(tmp_path):
 
 def test_broadcaster_on_a_busy_port_exits_1_rather_than_hang(tmp_path):
     env = desks_env(
-        DESKS_PUBLISH_TOKEN="publish-token-for-tests-0123456789",
         DESKS_EMBEDDED_PATH=str(tmp_path / "store.sqlite3"),
     )
     with socket.socket() as taken:
@@ -313,14 +321,14 @@ def test_services_warn_once_at_start_when_authentication_is_off(tmp_path):
             "broadcaster",
             "--port",
             port,
-            env={"DESKS_PUBLISH_TOKEN": "publish-token-for-tests-0123456789"},
+            env={"DESKS_EMBEDDED_PATH": str(tmp_path / "store.sqlite3")},
         )
         on = desks(
             "broadcaster",
             "--port",
             port,
             env={
-                "DESKS_PUBLISH_TOKEN": "publish-token-for-tests-0123456789",
+                "DESKS_EMBEDDED_PATH": str(tmp_path / "store.sqlite3"),
                 "DESKS_JWT_SECRET": SECRET,
             },
         )
@@ -329,7 +337,7 @@ def test_services_warn_once_at_start_when_authentication_is_off(tmp_path):
 
 
 def test_consume_with_a_refused_token_exits_1_saying_why():
-    with running_broadcaster(Broadcaster("p", verifier=Verifier(secret=SECRET))) as (_, url):
+    with running_broadcaster(Broadcaster(new_log(), verifier=Verifier(secret=SECRET))) as (_, url):
         result = desks("consume", "--url", url, "--token", "wrong")
     assert result.returncode == 1
     assert "refused the token (HTTP 401)" in result.stderr

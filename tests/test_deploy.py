@@ -37,16 +37,15 @@ def test_services_check_readyz_and_take_secrets_from_the_environment():
     for name in SERVICES:
         test = " ".join(compose["services"][name]["healthcheck"]["test"])
         assert "/readyz" in test, name
-    text = BASE.read_text()
-    assert "change-me" not in text  # no default publish token in a production file
-    for name in ("watcher", "broadcaster"):
-        token = compose["services"][name]["environment"]["DESKS_PUBLISH_TOKEN"]
-        assert token.startswith("${DESKS_PUBLISH_TOKEN:?"), name  # compose refuses to start
     for name in ("api", "broadcaster"):
         assert compose["services"][name]["environment"]["DESKS_JWT_SECRET"] == (
             "${DESKS_JWT_SECRET:-}"
         )
     assert "--health-host" in compose["services"]["watcher"]["command"]  # scrapable
+    # Broadcasters follow the log in the store: nothing lists them, nothing pushes to them.
+    assert "DESKS_PUBLISH_TOKEN" not in BASE.read_text()
+    assert "DESKS_BROADCASTER_URL" not in compose["services"]["watcher"]["environment"]
+    assert compose["services"]["broadcaster"]["environment"]["MONGODB_URI"]
 
 
 def test_the_override_makes_a_three_member_set_everyone_uses():
@@ -60,16 +59,43 @@ def test_the_override_makes_a_three_member_set_everyone_uses():
         assert uri == "mongodb://mongo:27017,mongo2:27017,mongo3:27017/?replicaSet=rs0", name
 
 
-def test_prometheus_scrapes_every_service_on_its_port():
+def test_prometheus_scrapes_every_replica_of_every_service_on_its_port():
     scrape = load(ROOT / "monitoring" / "prometheus.yml")
-    targets = {
-        job["job_name"]: job["static_configs"][0]["targets"] for job in scrape["scrape_configs"]
+    found = {
+        job["job_name"]: [(sd["names"], sd["type"], sd["port"]) for sd in job["dns_sd_configs"]]
+        for job in scrape["scrape_configs"]
     }
-    assert targets == {
-        "desks-api": ["api:8000"],
-        "desks-watcher": ["watcher:8767"],
-        "desks-broadcaster": ["broadcaster:8765"],
+    assert found == {
+        "desks-api": [(["api"], "A", 8000)],
+        "desks-watcher": [(["watcher"], "A", 8767)],
+        "desks-broadcaster": [(["broadcaster"], "A", 8765)],
     }
+
+
+def test_the_balancer_is_the_only_way_in_and_checks_every_replica():
+    compose = load(BASE)["services"]
+    # Replicas publish no port (--scale would collide on it): the balancer publishes both.
+    assert "ports" not in compose["api"] and "ports" not in compose["broadcaster"]
+    assert compose["lb"]["ports"] == ["8000:8000", "8765:8765"]
+    assert compose["lb"]["image"].startswith("haproxy:")
+    config = (ROOT / "loadbalancer" / "haproxy.cfg").read_text()
+    assert "server-template api 10 api:8000 " in config
+    assert "server-template broadcaster 10 broadcaster:8765 " in config
+    assert config.count("http-check send meth GET uri /readyz") == 2
+    assert "timeout tunnel" in config  # idle WebSockets outlive the HTTP timeouts
+    # Every client reaches a broadcaster with the balancer's address: it caps addresses itself.
+    assert "sc0_conn_cur gt" in config
+    per_address = compose["broadcaster"]["environment"]["DESKS_MAX_CONNECTIONS_PER_ADDRESS"]
+    assert int(per_address) >= 10_000
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if Path(haproxy).exists():
+        checked = subprocess.run(
+            [haproxy, "-c", "-f", str(ROOT / "loadbalancer" / "haproxy.cfg")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert checked.returncode == 0, checked.stderr
 
 
 def test_every_dashboard_query_names_a_metric_the_services_export():
@@ -118,11 +144,7 @@ def test_docker_compose_accepts_the_files(files, tmp_path):
     if command is None:
         pytest.skip("neither `docker compose` nor docker-compose is installed")
     arguments = [part for path in files for part in ("-f", str(path))]
-    env = {
-        "PATH": "/usr/bin:/bin:/usr/local/bin",
-        "DESKS_PUBLISH_TOKEN": "t",
-        "HOME": str(tmp_path),
-    }
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(tmp_path)}
     result = subprocess.run(
         [*command, *arguments, "--profile", "monitoring", "config", "--quiet"],
         capture_output=True,
@@ -132,14 +154,3 @@ def test_docker_compose_accepts_the_files(files, tmp_path):
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    # Without the publish token compose refuses to go on, naming it.
-    env.pop("DESKS_PUBLISH_TOKEN")
-    refused = subprocess.run(
-        [*command, *arguments, "config", "--quiet"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=60,
-    )
-    assert refused.returncode != 0 and "DESKS_PUBLISH_TOKEN" in refused.stderr

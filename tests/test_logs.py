@@ -59,11 +59,11 @@ def test_json_lines_carry_time_level_service_message_and_fields():
     assert data["time"].endswith("Z")
 
 
-def test_desks_log_format_json_makes_a_process_write_json_lines():
+def test_desks_log_format_json_makes_a_process_write_json_lines(tmp_path):
     env = {
         **os.environ,
         "DESKS_LOG_FORMAT": "json",
-        "DESKS_PUBLISH_TOKEN": "publish-token-for-tests-0123456789",
+        "DESKS_EMBEDDED_PATH": str(tmp_path / "store.sqlite3"),
     }
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -5,50 +5,19 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from pymongo.errors import PyMongoError
-
-from desks.event_log import EventLog
 from desks.metrics import exposition
-from watcher.publisher import Publisher
 from watcher.stream import Watcher
 
 
-def readiness(
-    watcher: Watcher, publishers: Sequence[Publisher], events: EventLog, max_lag: int
-) -> tuple[int, dict[str, object]]:
-    """Return (HTTP status, body): 200 while events flow to a broadcaster or while standing by.
-
-    An active watcher whose publishers reach no broadcaster, or lag the log by more than
-    `max_lag` events, logs changes that nobody is told about: not ready, and the body says why.
-    """
-    problems: list[str] = []
-    lags: dict[str, int | None] = {p.url: None for p in publishers}
-    if not watcher.ready:
-        problems.append(f"watcher is {watcher.role}")
-    elif watcher.leading and publishers:
-        try:
-            head = events.head()
-        except PyMongoError as error:
-            head = None
-            problems.append(f"event log unreadable: {type(error).__name__}")
-        for publisher in publishers:
-            position = publisher.position
-            if head is not None and position is not None:
-                lags[publisher.url] = max(0, head - position)
-        if not any(lag is not None for lag in lags.values()) and head is not None:
-            problems.append("publisher reaches no broadcaster")
-        for url, lag in lags.items():
-            if lag is not None and lag > max_lag:
-                problems.append(f"publisher to {url} lags {lag} events (limit {max_lag})")
+def readiness(watcher: Watcher) -> tuple[int, dict[str, object]]:
+    """Return (HTTP status, body): 200 while changes are logged, or while standing by ready
+    to take over; 503 otherwise, and the body says why."""
+    problems = [] if watcher.ready else [f"watcher is {watcher.role}"]
     body: dict[str, object] = {
         "status": "unavailable" if problems else "ready",
         "role": watcher.role,
-        "broadcasters": {
-            url: {"connected": lag is not None, "lag": lag} for url, lag in lags.items()
-        },
         "problems": problems,
     }
     return (503 if problems else 200), body
@@ -62,9 +31,6 @@ class HealthServer:
         host: str,
         port: int,
         watcher: Watcher,
-        publishers: Sequence[Publisher],
-        events: EventLog,
-        max_lag: int,
     ) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
@@ -80,7 +46,7 @@ class HealthServer:
                 if self.path == "/healthz":
                     status, body = 200, {"status": "alive"}
                 elif self.path == "/readyz":
-                    status, body = readiness(watcher, publishers, events, max_lag)
+                    status, body = readiness(watcher)
                 else:
                     status, body = 404, {"status": "unknown path"}
                 payload = json.dumps(body).encode()

@@ -1,4 +1,4 @@
-"""The watcher's metrics: events logged, write-to-log lag, checkpoint age, role, publisher lag."""
+"""The watcher's metrics: events logged, the log's head, write-to-log lag, checkpoint age, role."""
 
 from __future__ import annotations
 
@@ -24,11 +24,8 @@ WATCHER_ROLE = Enum(
     "What the watcher is doing",
     states=["starting", "active", "standby", "retrying", "stopped"],
 )
-PUBLISHER_LAG = Gauge(
-    "desks_publisher_lag_events",
-    "Events in the log that a broadcaster does not have yet (NaN while disconnected)",
-    ["broadcaster"],
-)
+# Beside each broadcaster's desks_broadcaster_head_seq: how far behind the log it is.
+HEAD_SEQ = Gauge("desks_watcher_head_seq", "The last seq this watcher appended to the log")
 
 
 def logged(events: Iterable[Event], writes: bool = True) -> None:
@@ -37,6 +34,7 @@ def logged(events: Iterable[Event], writes: bool = True) -> None:
     now = time.time()
     for event in events:
         EVENTS_LOGGED.labels(event.type).inc()
+        HEAD_SEQ.set(event.seq)
         if not writes:
             continue
         try:

@@ -190,7 +190,13 @@ class Watcher:
             self._start_over("history_lost", error)
             return
         self._seq = self._events.head()
-        log.info("tailing", extra={"resumed": token is not None, "head_seq": self._seq})
+        # The log's identity, made by its writer before anything is logged: broadcasters
+        # follow a log once it has one (a seq means nothing without it).
+        epoch = self._events.epoch()
+        log.info(
+            "tailing",
+            extra={"resumed": token is not None, "head_seq": self._seq, "epoch": epoch},
+        )
         self.healthy.set()
         self._notify()
         self._backoff.reset()

@@ -10,19 +10,15 @@ from websockets.sync.client import connect
 
 from broadcaster.server import Broadcaster
 from desks.auth import Verifier, mint
-from tests.broadcaster.test_server import TOKEN, event, running
+from tests.broadcaster.test_server import event, new_log, running, writing
 
 SECRET = "k" * 32
 
 
 @pytest.fixture
 def secured():
-    with running(Broadcaster(TOKEN, verifier=Verifier(secret=SECRET))) as (broadcaster, url):
-        with connect(
-            f"{url}/publish", additional_headers={"Authorization": f"Bearer {TOKEN}"}
-        ) as publisher:
-            publisher.recv(timeout=5)
-            publisher.send(json.dumps({"type": "log", "epoch": "e1", "after": 0}))
+    with running(Broadcaster(new_log(), verifier=Verifier(secret=SECRET))) as (broadcaster, url):
+        with writing(broadcaster) as publisher:
             yield broadcaster, url, publisher
 
 

@@ -12,11 +12,13 @@ import time
 
 from websockets.sync.client import connect
 
-from broadcaster.server import Limits
+from broadcaster.limits import Limits
+from desks.event_log import EventLog
+from desks.events import decode
+from embedded import EmbeddedClient
 from tests.conftest import free_port, wait_until
 from tests.processes import desks_env, http_status, spawned
 
-TOKEN = "hostile-test-publish-token-0123456789"
 FLOOD_SECONDS = 30
 SLOW_CLIENTS = 5
 # A masked PING frame with no payload: FIN + opcode 9, mask bit + length 0, the masking key.
@@ -82,6 +84,22 @@ def flood(port: int, until: float, connections: list[int]) -> None:
                     break
 
 
+class Log:
+    """The log the broadcaster process follows, written from this process as the watcher does."""
+
+    def __init__(self, path: str) -> None:
+        self.store = EmbeddedClient(path, synchronous="NORMAL")
+        self.events = EventLog(self.store["desks"])
+        self.events.epoch()
+        self.head = 0
+
+    def append(self, count: int) -> None:
+        """Log `count` more events, in one write."""
+        seqs = range(self.head + 1, self.head + count + 1)
+        self.events.append_many([(decode(json.loads(event(seq))), f"t{seq}") for seq in seqs])
+        self.head += count
+
+
 def event(seq: int) -> str:
     desk = {"id": f"{seq:024x}", "name": "x" * 1000, "width": 1, "height": 1, "version": 1}
     return json.dumps(
@@ -98,28 +116,18 @@ def event(seq: int) -> str:
 
 def test_a_ping_flood_and_dropped_slow_clients_leave_memory_bounded(tmp_path):
     port = free_port()
-    env = desks_env(
-        DESKS_PUBLISH_TOKEN=TOKEN, DESKS_EMBEDDED_PATH=":memory:", DESKS_HISTORY_SIZE="100"
-    )
+    path = str(tmp_path / "store.sqlite3")
+    env = desks_env(DESKS_EMBEDDED_PATH=path, DESKS_HISTORY_SIZE="100")
     log = tmp_path / "broadcaster.log"
     with contextlib.ExitStack() as stack:
+        written = Log(path)
+        stack.callback(written.store.close)
         process = stack.enter_context(spawned(log, env, "broadcaster", "--port", str(port)))
-        wait_until(lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 200, 20)
-        publisher = stack.enter_context(
-            connect(
-                f"ws://127.0.0.1:{port}/publish",
-                additional_headers={"Authorization": f"Bearer {TOKEN}"},
-            )
-        )
-        publisher.recv(timeout=5)
-        publisher.send(json.dumps({"type": "log", "epoch": "e1", "after": 0}))
-        seq = 0
+        wait_until(lambda: http_status(f"http://127.0.0.1:{port}/readyz") == 200, 20)
         for _ in range(3):  # warm up: a few clients come, get events and go
             with connect(f"ws://127.0.0.1:{port}/") as client:
                 client.recv(timeout=5)
-                for _ in range(100):
-                    seq += 1
-                    publisher.send(event(seq))
+                written.append(100)
                 for _ in range(100):
                     client.recv(timeout=5)
         baseline = rss_bytes(process.pid)
@@ -141,9 +149,8 @@ def test_a_ping_flood_and_dropped_slow_clients_leave_memory_bounded(tmp_path):
 
         slow = [stack.enter_context(raw_client(port)) for _ in range(SLOW_CLIENTS)]
         ports = [sock.getsockname()[1] for sock in slow]
-        for _ in range(4000):  # ~4.5 MB each: far past the 1 MiB a client may have waiting
-            seq += 1
-            publisher.send(event(seq))
+        for _ in range(40):  # ~4.5 MB each: far past the 1 MiB a client may have waiting
+            written.append(100)
         close_timeout = Limits().close_timeout
         wait_until(
             lambda: not any(established(port, p) for p in ports),

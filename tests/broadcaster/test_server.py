@@ -1,4 +1,5 @@
-"""The broadcaster over real sockets: routes, auth, replay, hand-over and bad input."""
+"""The broadcaster over real sockets, following a log the test writes: routes, replay,
+hand-over, limits and bad input."""
 
 from __future__ import annotations
 
@@ -21,14 +22,13 @@ from websockets.protocol import State
 from websockets.sync.client import connect
 from websockets.uri import parse_uri
 
-from broadcaster.server import Broadcaster, Limits
+from broadcaster.limits import Limits
+from broadcaster.server import Broadcaster
 from desks.event_log import EventLog
 from desks.events import DeskCreated, decode
 from desks.service import STOP_TIMEOUT
 from embedded import EmbeddedClient
 from tests.conftest import wait_until
-
-TOKEN = "s3cret"
 
 
 def event(seq, name=None):
@@ -37,6 +37,33 @@ def event(seq, name=None):
     return DeskCreated(
         seq=seq, at="2026-11-28T14:30:45.000Z", desk_id=desk["id"], version=1, desk=desk
     ).encode()
+
+
+def new_log():
+    """Return an event log on a store of its own (in memory: the test and the broadcaster
+    share the client, as threads of `desks up` do)."""
+    return EventLog(EmbeddedClient()["desks"])
+
+
+class LogWriter:
+    """Appends to the log a broadcaster follows, as the watcher does."""
+
+    def __init__(self, events, epoch="e1"):
+        self.events = events
+        # The identity a watcher gives a new log, fixed here so that tests can name it.
+        events._meta.insert_one({"_id": "log", "epoch": epoch})
+
+    def send(self, text):
+        logged = decode(json.loads(text))
+        self.events.append(logged, f"token-{logged.seq}")
+
+
+@contextlib.contextmanager
+def writing(broadcaster, epoch="e1"):
+    """Start the log `broadcaster` follows; yield its writer once the broadcaster follows it."""
+    writer = LogWriter(broadcaster._events, epoch)
+    wait_until(lambda: broadcaster.history.epoch == epoch)
+    yield writer
 
 
 def serving(broadcaster):
@@ -61,24 +88,14 @@ def running(broadcaster):
 @pytest.fixture
 def server():
     limits = Limits(max_buffer=64 * 1024, ahead_wait=0.5)
-    with running(Broadcaster(TOKEN, retain=1000, limits=limits)) as served:
+    with running(Broadcaster(new_log(), retain=1000, limits=limits)) as served:
         yield served
-
-
-@contextlib.contextmanager
-def publishing(url):
-    """Connect as the watcher's publisher and announce a log; yield the connection."""
-    with connect(f"{url}/publish", additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
-        ready = json.loads(ws.recv(timeout=5))
-        assert ready == {"type": "ready", "epoch": None, "head": 0, "retain": 1000}
-        ws.send(json.dumps({"type": "log", "epoch": "e1", "after": 0}))
-        yield ws
 
 
 @pytest.fixture
 def publisher(server):
-    with publishing(server[1]) as ws:
-        yield ws
+    with writing(server[0]) as writer:
+        yield writer
 
 
 def receive(ws, count):
@@ -151,11 +168,7 @@ def test_every_client_gets_hello_within_a_second_even_before_the_log_is_known(se
     broadcaster, url = server
     with connect(f"{url}/?after=2&epoch=e1") as ws:
         assert json.loads(ws.recv(timeout=1)) == {"type": "hello", "head": None, "epoch": None}
-        with connect(
-            f"{url}/publish", additional_headers={"Authorization": f"Bearer {TOKEN}"}
-        ) as publisher:
-            publisher.recv(timeout=5)
-            publisher.send(json.dumps({"type": "log", "epoch": "e1", "after": 0}))
+        with writing(broadcaster) as publisher:
             assert receive(ws, 1) == [{"type": "hello", "head": 0, "epoch": "e1"}]
             for seq in (1, 2, 3):
                 publisher.send(event(seq))
@@ -173,14 +186,12 @@ def test_malformed_query_closes_with_1008_and_a_reason(server, publisher, query)
     assert closed.value.rcvd.reason
 
 
-@pytest.mark.parametrize(
-    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}]
-)
-def test_publish_needs_the_token(server, headers):
+@pytest.mark.parametrize("path", ["/publish", "/elsewhere"])
+def test_there_is_no_push_channel_to_feed_clients_through(server, path):
     _, url = server
     with pytest.raises(InvalidStatus) as refused:
-        connect(f"{url}/publish", additional_headers=headers)
-    assert refused.value.response.status_code == 401
+        connect(f"{url}{path}", additional_headers={"Authorization": "Bearer anything"})
+    assert refused.value.response.status_code == 404
 
 
 def test_unknown_path_is_404_and_healthz_answers(server):
@@ -202,10 +213,9 @@ def test_readyz_answers_503_until_a_log_is_followed(server):
     with pytest.raises(urllib.error.HTTPError) as unready:
         urllib.request.urlopen(f"{http}/readyz", timeout=5)
     assert unready.value.code == 503
+    assert unready.value.read() == b"no event log yet\n"
     unready.value.close()
-    with connect(f"{url}/publish", additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
-        ws.recv(timeout=5)
-        ws.send(json.dumps({"type": "log", "epoch": "e1", "after": 0}))
+    with writing(server[0]):
         wait_until(lambda: http_ok(f"{http}/readyz"))
 
 
@@ -231,14 +241,44 @@ def test_what_clients_send_is_ignored_and_cannot_publish(server, publisher):
         assert receive(rogue, 1)[0]["seq"] == 1
 
 
-def test_a_gap_from_the_publisher_closes_it_without_broadcasting(server, publisher):
+def test_a_new_log_resets_clients_to_its_head_without_sending_its_window(server, publisher):
     broadcaster, url = server
     publisher.send(event(1))
-    publisher.send(event(3))
-    with pytest.raises(ConnectionClosed) as closed:
-        publisher.recv(timeout=5)
-    assert closed.value.rcvd.code == 1008
-    assert broadcaster.history.head == 1
+    wait_until(lambda: broadcaster.history.head == 1)
+    with connect(url) as ws:
+        receive(ws, 1)
+        wait_until(lambda: len(broadcaster.clients) == 1)
+        database = broadcaster._events._events.database
+        database.drop_collection("desk_events")  # the store wiped: a new log, seqs anew
+        database.drop_collection("desk_events_meta")
+        fresh = LogWriter(broadcaster._events, epoch="e2")
+        for seq in (1, 2, 3):
+            fresh.send(event(seq, name=f"New {seq}"))
+        # Reload as of the new log's head; its events up to there are in that snapshot.
+        assert receive(ws, 1) == [{"type": "reset", "head": 3, "epoch": "e2"}]
+        fresh.send(event(4))
+        assert receive(ws, 1)[0]["seq"] == 4
+    with connect(f"{url}/?after=1&epoch=e2") as ws:
+        assert [m.get("seq") for m in receive(ws, 4)] == [None, 2, 3, 4]
+
+
+def test_a_hole_in_the_log_resets_clients_instead_of_skipping_it_silently(server, publisher):
+    broadcaster, url = server
+    with connect(url) as ws:
+        receive(ws, 1)
+        wait_until(lambda: len(broadcaster.clients) == 1)
+        publisher.send(event(1))
+        publisher.send(event(3))  # seq 2 will never be logged: it cannot be delivered
+        assert receive(ws, 2) == [
+            json.loads(event(1)),
+            {"type": "reset", "head": 3, "epoch": "e1"},
+        ]
+        publisher.send(event(4))
+        assert receive(ws, 1)[0]["seq"] == 4
+    with connect(f"{url}/?after=1&epoch=e1") as ws:  # before the hole: reload
+        assert [m["type"] for m in receive(ws, 2)] == ["hello", "reset"]
+    with connect(f"{url}/?after=3&epoch=e1") as ws:  # after it: served again
+        assert [m.get("seq") for m in receive(ws, 2)] == [None, 4]
 
 
 class StalledClient:
@@ -279,8 +319,8 @@ def test_a_client_that_stops_reading_is_dropped_with_1013_and_others_get_everyth
     # it has a minute to read them and reach the closing frame before the server cuts it.
     limits = Limits(max_buffer=64 * 1024, ahead_wait=0.5, close_timeout=60)
     with (
-        running(Broadcaster(TOKEN, retain=1000, limits=limits)) as (broadcaster, url),
-        publishing(url) as publisher,
+        running(Broadcaster(new_log(), retain=1000, limits=limits)) as (broadcaster, url),
+        writing(broadcaster) as publisher,
     ):
         slow = StalledClient(broadcaster.port)
         fast_client_gets_everything_and_slow_is_dropped(broadcaster, url, publisher, slow)
@@ -291,8 +331,8 @@ def test_a_client_keeping_up_is_not_dropped_for_one_event_larger_than_its_limit(
     # client is dropped only if it is still over the limit when the next event comes.
     limits = Limits(max_buffer=64 * 1024, ahead_wait=0.5)
     with (
-        running(Broadcaster(TOKEN, retain=1000, limits=limits)) as (broadcaster, url),
-        publishing(url) as publisher,
+        running(Broadcaster(new_log(), retain=1000, limits=limits)) as (broadcaster, url),
+        writing(broadcaster) as publisher,
     ):
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
@@ -317,8 +357,8 @@ def test_a_client_that_stalls_during_its_replay_is_dropped_too():
     padding = "x" * (min(2 * _kernel_buffers(), 64 << 20) // backlog)
     dropped = _slow_dropped()
     with (
-        running(Broadcaster(TOKEN, retain=1000, limits=limits)) as (broadcaster, url),
-        publishing(url) as publisher,
+        running(Broadcaster(new_log(), retain=1000, limits=limits)) as (broadcaster, url),
+        writing(broadcaster) as publisher,
     ):
         for seq in range(1, backlog + 1):
             publisher.send(event(seq, name=f"Desk {seq} {padding}"))
@@ -408,27 +448,25 @@ def test_a_long_replay_is_complete_and_hands_over_to_live_without_gap(server, pu
 
 
 def test_a_restarted_broadcaster_refills_its_history_from_the_event_log():
-    events = EventLog(EmbeddedClient()["desks"])
+    events = new_log()
     epoch = events.epoch()
     for seq in range(1, 31):
         events.append(decode(event(seq)), f"token-{seq}")
-    with running(Broadcaster(TOKEN, retain=20, events=events)) as (broadcaster, url):
-        assert (broadcaster.history.head, broadcaster.history.first) == (30, 11)
-        with connect(f"{url}/?after=25&epoch={epoch}") as ws:  # no publisher needed
+    with running(Broadcaster(events, retain=20)) as (broadcaster, url):
+        with connect(f"{url}/?after=25&epoch={epoch}") as ws:
             assert receive(ws, 1)[0] == {"type": "hello", "head": 30, "epoch": epoch}
             assert [m["seq"] for m in receive(ws, 5)] == [26, 27, 28, 29, 30]
         with connect(f"{url}/?after=5") as ws:  # older than retained
             assert [m["type"] for m in receive(ws, 2)] == ["hello", "reset"]
+        assert (broadcaster.history.head, broadcaster.history.first) == (30, 11)
 
 
 def test_a_peer_that_never_answers_pings_is_closed():
     limits = Limits(ping_interval=0.2, ping_timeout=0.2, close_timeout=0.5)
     with (
-        running(Broadcaster(TOKEN, retain=10, limits=limits)) as (broadcaster, url),
-        connect(f"{url}/publish", additional_headers={"Authorization": f"Bearer {TOKEN}"}) as pub,
+        running(Broadcaster(new_log(), retain=10, limits=limits)) as (broadcaster, url),
+        writing(broadcaster),
     ):
-        pub.recv(timeout=5)
-        pub.send(json.dumps({"type": "log", "epoch": "e1", "after": 0}))
         # A raw socket that completes the handshake, then never reads or answers again.
         with socket.create_connection(("127.0.0.1", broadcaster.port)) as dead:
             dead.sendall(
@@ -443,7 +481,7 @@ def test_a_peer_that_never_answers_pings_is_closed():
 @pytest.mark.parametrize("says", [b"", b"GET / HTTP/1.1\r\nHost: x\r\n"], ids=["nothing", "half"])
 def test_a_peer_still_opening_is_cut_at_stop_instead_of_holding_it(says):
     """websockets' close waits out each handshake under way (open timeout, 10 s); ours cuts it."""
-    broadcaster = Broadcaster(TOKEN, retain=10)
+    broadcaster = Broadcaster(new_log(), retain=10)
     stop, thread = serving(broadcaster)
     with socket.create_connection(("127.0.0.1", broadcaster.port), timeout=30) as peer:
         peer.sendall(says)
@@ -469,7 +507,7 @@ def test_a_peer_accepted_as_the_broadcaster_stops_is_closed_not_leaked(accepted)
     "just_before", the accept runs a turn earlier and its connection is still being made when
     the stop resumes (two loop turns, which the stop must give it before it cuts).
     """
-    broadcaster = Broadcaster(TOKEN, retain=10)
+    broadcaster = Broadcaster(new_log(), retain=10)
     loop = asyncio.new_event_loop()
     done = loop.create_future()
     holding, release = threading.Event(), threading.Event()
@@ -507,7 +545,7 @@ def test_a_peer_accepted_as_the_broadcaster_stops_is_closed_not_leaked(accepted)
 
 def test_a_client_that_never_answers_the_close_does_not_hold_the_stop():
     """websockets waits close_timeout (5 s) for a client's closing handshake; a stop cannot."""
-    broadcaster = Broadcaster(TOKEN, retain=10)
+    broadcaster = Broadcaster(new_log(), retain=10)
     stop, thread = serving(broadcaster)
     with socket.create_connection(("127.0.0.1", broadcaster.port), timeout=30) as silent:
         silent.sendall(

@@ -46,11 +46,3 @@ def test_redacted_keeps_everything_but_the_password():
     )
     assert redacted("mongodb://h/db") == "mongodb://h/db"
     assert redacted("got 'x://a:b@c' and 'y://d:e@f'") == "got 'x://a:***@c' and 'y://d:***@f'"
-
-
-def test_a_short_publish_token_stops_start_up_naming_it():
-    # Whoever holds it feeds every client: "x" was accepted.
-    for short in ("x", "s" * 31):
-        with pytest.raises(SettingsError, match="DESKS_PUBLISH_TOKEN must be at least 32"):
-            Settings.from_env({"DESKS_PUBLISH_TOKEN": short})
-    assert Settings.from_env({"DESKS_PUBLISH_TOKEN": "s" * 32}).publish_token == "s" * 32

@@ -3,7 +3,7 @@
 What runs, each a real process on one store (an embedded file, or a replica set):
 - `desks api --workers 2`, and `desks up` (its own API, watcher and broadcaster);
 - two `desks watcher` processes (one active, one standing by; `desks up`'s is a third), and a
-  `desks broadcaster`; whichever watcher leads feeds both broadcasters;
+  `desks broadcaster`; whichever watcher leads writes the log both broadcasters follow;
 - writer processes over HTTP (retrying each write, POSTs with an Idempotency-Key, on either
   API) and writer processes straight into the store, in bursts and idle spells, with pauses
   whose gaps straddle the store's idle no-op interval and the watchers' poll wait;
@@ -50,7 +50,6 @@ from tests.processes import desks_env
 from tests.soak.oracle import HistoryLoss, Oracle
 from watcher.checkpoint import CHECKPOINTS
 
-TOKEN = "soak-publish-token-0123456789abcdef"
 NOOP_SECONDS = 0.02  # the store's idle no-op interval: the gaps between writes straddle it
 WATCHER_POLL_MS = 20
 WRITERS = ("http", "http", "http", "store", "store")
@@ -227,8 +226,6 @@ class Soak:
         self.apis = [f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{up_port}"]
         self.broadcasters = [f"ws://127.0.0.1:{ws_port}/", f"ws://127.0.0.1:{up_ws}/"]
         overrides = {
-            "DESKS_PUBLISH_TOKEN": TOKEN,
-            "DESKS_BROADCASTER_URLS": ",".join(self.broadcasters),
             "DESKS_LEASE_TTL_SECONDS": "2",
             "DESKS_EMBEDDED_NOOP_SECONDS": str(NOOP_SECONDS),
             # Short polls: every gap between writes ends in an empty poll, the moment a stream

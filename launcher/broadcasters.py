@@ -1,0 +1,122 @@
+"""Broadcaster processes sharing one port (SO_REUSEPORT), replaced when one dies.
+
+Each child is `desks broadcaster --supervised`: it follows the event log on its own and
+listens on the same host and port with SO_REUSEPORT, so the kernel spreads new connections
+over the processes; one that dies takes only its own clients, who reconnect (to the others,
+then to its replacement) and resume with `after`. As gunicorn replaces a dead worker, a child
+that exits unasked is started again, after a backoff if it keeps dying.
+
+The port is held here by a bound socket (not listening: the kernel gives connections only to
+listening sockets) with SO_REUSEPORT too: it reserves the port, and port 0 picks one for all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from desks.backoff import Backoff
+from desks.settings import RETIRED, Settings
+
+log = logging.getLogger("desks.broadcasters")
+
+STOP_TIMEOUT = 4.0
+# A child that lived this long before it died is not crash-looping: the next start is at once.
+STEADY_SECONDS = 10.0
+
+
+class BroadcasterProcesses:
+    """`count` broadcaster processes on host:port, each replaced when it dies."""
+
+    def __init__(self, settings: Settings, host: str, port: int, count: int) -> None:
+        """Reserve host:port now (OSError if another program holds it)."""
+        self._settings = settings
+        self._host = host
+        self._count = count
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._reserved = socket.socket(family, socket.SOCK_STREAM)
+        self._reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        self._reserved.bind((host, port))
+        self._children: list[subprocess.Popen[bytes] | None] = [None] * count
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.replaced = 0  # children started in place of one that died
+
+    @property
+    def port(self) -> int:
+        """Return the port every child listens on."""
+        return int(self._reserved.getsockname()[1])
+
+    @property
+    def pids(self) -> list[int]:
+        """Return the pids of the children running now."""
+        with self._lock:
+            return [child.pid for child in self._children if child and child.poll() is None]
+
+    def start(self) -> None:
+        """Start every child, and a thread per child that replaces it when it dies."""
+        for slot in range(self._count):
+            thread = threading.Thread(
+                target=self._keep, args=(slot,), name=f"broadcaster-{slot}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+        log.info(
+            "broadcaster processes started",
+            extra={"processes": self._count, "url": f"ws://{self._host}:{self.port}/"},
+        )
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "launcher.cli", "broadcaster", "--supervised"]
+        command += ["--host", self._host, "--port", str(self.port)]
+        env = {**os.environ, **self._settings.environ()}
+        for name in ("MONGODB_URI", *RETIRED) if self._settings.mongodb_uri is None else RETIRED:
+            env.pop(name, None)  # said once here already
+        return subprocess.Popen(command, env=env)
+
+    def _keep(self, slot: int) -> None:
+        backoff = Backoff(initial=0.5, cap=10.0)
+        while True:
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                child = self._children[slot] = self._spawn()
+            started = time.monotonic()
+            status = child.wait()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - started >= STEADY_SECONDS:
+                backoff.reset()
+            delay = backoff.next()
+            log.error(
+                "broadcaster process died; starting another",
+                extra={"pid": child.pid, "status": status, "restart_in_s": round(delay, 2)},
+            )
+            if self._stopping.wait(delay):
+                return
+            self.replaced += 1
+
+    def stop(self) -> None:
+        """Stop every child (SIGTERM; SIGKILL past the stop timeout) and free the port."""
+        with self._lock:
+            self._stopping.set()
+            children = [child for child in self._children if child is not None]
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for child in children:
+            try:
+                child.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        for thread in self._threads:
+            thread.join(1.0)
+        self._reserved.close()
