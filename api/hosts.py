@@ -9,13 +9,19 @@ from flask_smorest import abort
 
 from desks.hosts import host_allowed
 
+# Probes and scrapers name a replica by its address (a balancer's health check, Prometheus's
+# service discovery), and these answers build nothing from the Host: nothing to poison.
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+
 
 def register(app: Flask, hosts: Iterable[str]) -> None:
-    """Answer only requests for one of `hosts` (DESKS_ALLOWED_HOSTS)."""
+    """Answer only requests for one of `hosts` (DESKS_ALLOWED_HOSTS), and probes for any."""
     allowed = tuple(hosts)
 
     @app.before_request
     def refuse_other_hosts() -> None:
+        if request.path in PROBES:
+            return
         host = request.headers.get("Host", "")
         if not host_allowed(host, allowed):
             abort(

@@ -126,8 +126,10 @@ async def _receive(
     go: Any,
     by_wall_time: bool,
     patience: float | None,
+    source: str | None = None,
 ) -> tuple[list[Receiver], float]:
     loop = asyncio.get_running_loop()
+    local = (source, 0) if source else None
     receivers: list[Receiver] = []
     gate = asyncio.Semaphore(64)  # connect in waves: the listen backlog is finite
 
@@ -138,7 +140,9 @@ async def _receive(
                 sampled = sample_every > 0 and index % sample_every == 0
                 receiver = Receiver(events, sampled, opened, by_wall_time)
                 try:
-                    await loop.create_connection(lambda r=receiver: r, "127.0.0.1", port)
+                    await loop.create_connection(
+                        lambda r=receiver: r, "127.0.0.1", port, local_addr=local
+                    )
                     key = base64.b64encode(os.urandom(16)).decode()
                     assert receiver.transport is not None
                     request = HANDSHAKE.format(path=path, host="127.0.0.1", port=port, key=key)
@@ -177,13 +181,15 @@ def run(
     results: Any,
     by_wall_time: bool = False,
     patience: float | None = None,
+    source: str | None = None,
 ) -> None:
-    """Hold `count` connections until each has `events` events; report what they received.
+    """Hold `count` connections (from local address `source`, if given) until each has
+    `events` events; report what they received.
 
     Latency is from `sent[seq]` (the publisher's monotonic clock) or, `by_wall_time`, from the
     event's own `at` (the write's wall time: end to end, whoever wrote)."""
     receivers, cpu = asyncio.run(
-        _receive(port, path, count, events, sample_every, ready, go, by_wall_time, patience)
+        _receive(port, path, count, events, sample_every, ready, go, by_wall_time, patience, source)
     )
     finished.wait()  # every event sent: `sent` holds the send times now
     latencies = [
@@ -222,7 +228,10 @@ class Clients:
         sent: Any = None,
         by_wall_time: bool = False,
         patience: float | None = None,
+        sources: list[str] | None = None,
     ) -> None:
+        """`sources`: local addresses, one per process in turn (one address has ~28,000
+        ephemeral ports towards one server port)."""
         context = multiprocessing.get_context("spawn")  # fresh interpreters, no threads
         self._ready, self._go = context.Queue(), context.Event()
         self._finished, self._results = context.Event(), context.Queue()
@@ -237,9 +246,10 @@ class Clients:
                     "results": self._results,
                     "by_wall_time": by_wall_time,
                     "patience": patience,
+                    "source": sources[index % len(sources)] if sources else None,
                 },
             )
-            for share in shares
+            for index, share in enumerate(shares)
             if share
         ]
 

@@ -20,13 +20,21 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import replace
 
-from desks.settings import Settings
+from desks.settings import RETIRED, Settings
 
 log = logging.getLogger("desks.system")
 
 # How long start() waits for the workers to answer before giving up on them.
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 4.0
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """Return the environment of a `desks` child process serving with these settings."""
+    env = {**os.environ, **settings.environ()}
+    for name in ("MONGODB_URI", *RETIRED) if settings.mongodb_uri is None else RETIRED:
+        env.pop(name, None)  # retired variables: said once, by the parent
+    return env
 
 
 class ApiProcess:
@@ -64,9 +72,7 @@ class ApiProcess:
         fd = self._socket.fileno()
         command = [sys.executable, "-m", "launcher.cli", "api", "--fd", str(fd)]
         command += ["--workers", str(self._workers), "--threads", str(self._threads)]
-        env = {**os.environ, **self._settings.environ()}
-        if self._settings.mongodb_uri is None:
-            env.pop("MONGODB_URI", None)
+        env = child_environment(self._settings)
         self._process = subprocess.Popen(command, env=env, pass_fds=(fd,))
         threading.Thread(target=self._watch, name="api-process", daemon=True).start()
         deadline = time.monotonic() + START_TIMEOUT

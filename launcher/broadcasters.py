@@ -8,36 +8,66 @@ that exits unasked is started again, after a backoff if it keeps dying.
 
 The port is held here by a bound socket (not listening: the kernel gives connections only to
 listening sockets) with SO_REUSEPORT too: it reserves the port, and port 0 picks one for all.
+Any process of the same user may join a SO_REUSEPORT group, so the port is first bound
+without it: another system's broadcasters already there make this fail instead of sharing
+their clients with ours.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from desks.backoff import Backoff
-from desks.settings import RETIRED, Settings
+from desks.settings import Settings
+from launcher.api_process import child_environment
 
 log = logging.getLogger("desks.broadcasters")
 
 STOP_TIMEOUT = 4.0
 # A child that lived this long before it died is not crash-looping: the next start is at once.
 STEADY_SECONDS = 10.0
+# Children of one slot that died this many times in a row, each sooner than STEADY_SECONDS:
+# something they all need is wrong (the store, the port). Give up and say so.
+QUICK_DEATHS = 5
+
+
+def ensure_free(host: str, port: int) -> None:
+    """Raise OSError if host:port is taken, SO_REUSEPORT groups included (see above)."""
+    if port == 0:
+        return  # a port picked now is nobody's
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, port))
 
 
 class BroadcasterProcesses:
     """`count` broadcaster processes on host:port, each replaced when it dies."""
 
-    def __init__(self, settings: Settings, host: str, port: int, count: int) -> None:
-        """Reserve host:port now (OSError if another program holds it)."""
+    def __init__(
+        self,
+        settings: Settings,
+        host: str,
+        port: int,
+        count: int,
+        on_crash: Callable[[], None] | None = None,
+        taken: bool = False,
+        backoff: Callable[[], Backoff] = lambda: Backoff(initial=0.5, cap=10.0),
+    ) -> None:
+        """Reserve host:port now (OSError if another program holds it; `taken`: by this
+        process's own broadcaster); `on_crash` is called if the children keep dying."""
         self._settings = settings
         self._host = host
         self._count = count
+        self._on_crash = on_crash
+        self._backoff = backoff
+        if not taken:
+            ensure_free(host, port)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._reserved = socket.socket(family, socket.SOCK_STREAM)
         self._reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -75,13 +105,14 @@ class BroadcasterProcesses:
     def _spawn(self) -> subprocess.Popen[bytes]:
         command = [sys.executable, "-m", "launcher.cli", "broadcaster", "--supervised"]
         command += ["--host", self._host, "--port", str(self.port)]
-        env = {**os.environ, **self._settings.environ()}
-        for name in ("MONGODB_URI", *RETIRED) if self._settings.mongodb_uri is None else RETIRED:
-            env.pop(name, None)  # said once here already
-        return subprocess.Popen(command, env=env)
+        env = child_environment(self._settings)
+        # A group of its own: Ctrl-C reaches this process, which stops its children in turn
+        # (not all at once, each taken for dead); they still stop if this one is killed.
+        return subprocess.Popen(command, env=env, process_group=0)
 
     def _keep(self, slot: int) -> None:
-        backoff = Backoff(initial=0.5, cap=10.0)
+        backoff = self._backoff()
+        quick = 0
         while True:
             with self._lock:
                 if self._stopping.is_set():
@@ -93,6 +124,17 @@ class BroadcasterProcesses:
                 return
             if time.monotonic() - started >= STEADY_SECONDS:
                 backoff.reset()
+                quick = 0
+            else:
+                quick += 1
+            if quick >= QUICK_DEATHS:
+                log.error(
+                    "broadcaster processes keep dying at start; giving up",
+                    extra={"deaths": quick, "status": status},
+                )
+                if self._on_crash is not None:
+                    self._on_crash()
+                return
             delay = backoff.next()
             log.error(
                 "broadcaster process died; starting another",

@@ -375,6 +375,7 @@ def _broadcaster(settings: Settings, args: argparse.Namespace) -> int:
     crash = _Crash(stopping)
     if args.supervised:  # a child of --processes: it must not outlive its parent (kill -9)
         _stop_when_orphaned(stopping)
+    _open_files_for(settings.max_connections)
     store = open_store(settings)
     limits = configured.limits(settings)
     server = Broadcaster(
@@ -397,18 +398,40 @@ def _broadcaster(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _broadcaster_processes(settings: Settings, args: argparse.Namespace) -> int:
+    from desks.store import open_store
     from launcher.broadcasters import BroadcasterProcesses
 
     stopping = _stop_on_signal()
+    crash = _Crash(stopping)
+    # The children open the store; opened here first, a store they cannot open is said once.
+    open_store(settings).close()
     try:
-        processes = BroadcasterProcesses(settings, args.host, args.port, args.processes)
+        processes = BroadcasterProcesses(
+            settings, args.host, args.port, args.processes, on_crash=crash
+        )
     except OSError as error:
         print(f"desks: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1
     processes.start()
     _wait(stopping)
     processes.stop()
-    return 0
+    return crash.status
+
+
+def _open_files_for(connections: int) -> None:
+    """Raise the open-file limit to the hard limit (each client holds a file); warn when even
+    that cannot hold `connections` clients (beyond it, accepts fail instead of a 503)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    spare = 64  # the store, the log, listening sockets, probes
+    if hard != resource.RLIM_INFINITY and connections + spare > hard:
+        log.warning(
+            "more connections allowed than open files",
+            extra={"max_connections": connections, "open_files": hard},
+        )
 
 
 def _stop_when_orphaned(stopping: threading.Event) -> None:

@@ -22,7 +22,7 @@ from desks.settings import Settings
 from desks.store import Store
 from launcher import configured
 from launcher.api_process import ApiProcess
-from launcher.broadcasters import BroadcasterProcesses
+from launcher.broadcasters import BroadcasterProcesses, ensure_free
 from watcher.lease import Lease
 
 log = logging.getLogger("desks.system")
@@ -115,6 +115,8 @@ class System:
         store takes, unless `give_up` is set first (False). Ready also means standing by while
         another watcher holds the lease (a crashed one's, until it expires).
         """
+        if self._more_broadcasters > 0:  # the port shared: not with another system's group
+            ensure_free(self.settings.broadcaster_host, self.settings.broadcaster_port)
         self.broadcaster.start()
         self._await_broadcaster(self.settings.broadcaster_port)
         if self._more_broadcasters > 0:
@@ -123,6 +125,8 @@ class System:
                 self.settings.broadcaster_host,
                 self.broadcaster_port,
                 self._more_broadcasters,
+                on_crash=self._on_crash,
+                taken=True,
             )
             self.broadcaster_processes.start()
         self.watcher.start()
@@ -175,8 +179,8 @@ class System:
         services = [self.watcher, self.broadcaster]
         for service in services:
             service.signal_stop()
-        self.api.stop()
         if self.broadcaster_processes is not None:
             self.broadcaster_processes.stop()
+        self.api.stop()
         for service in services:
             service.stop()

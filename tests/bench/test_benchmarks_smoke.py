@@ -86,3 +86,24 @@ def test_end_to_end_runs_on_desks_up_with_a_prefilled_store(tmp_path):
 def test_takeover_records_how_long_a_standby_takes_over(tmp_path):
     record = run_benchmark("bench.takeover", tmp_path, "--ttl", "0.3", "--rounds", "1")
     assert record["takeover_s"]["max"] > 0 and record["parameters"]["rounds"] == 1
+
+
+def test_fanout_over_several_processes_and_idle_dashboards_at_scale_run(tmp_path):
+    several = run_benchmark(
+        "bench.fanout",
+        tmp_path / "several",
+        *("--mode", "flood", "--clients", "20", "--events", "10", "--servers", "ours"),
+        *("--ours-processes", "2"),
+    )
+    (run,) = several["runs"]
+    assert run["server"] == "ours x2 processes"
+    assert run["delivered"] == run["expected"] == 200
+    idle = run_benchmark(
+        "bench.idle",
+        tmp_path / "idle",
+        *("--clients", "40", "--broadcasters", "2", "--client-processes", "2"),
+        *("--rate", "10", "--seconds", "0.3", "--sample-every", "1"),
+    )
+    assert idle["run"]["delivered"] == idle["run"]["expected"] == 120
+    assert idle["run"]["pss_per_connection_bytes"] is not None
+    assert idle["run"]["latency_ms"]["p99"] >= 0

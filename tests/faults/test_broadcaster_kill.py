@@ -107,7 +107,8 @@ def children(parent: int) -> set[int]:
     """Return the pids of `parent`'s child processes."""
     found = set()
     for task in Path(f"/proc/{parent}/task").iterdir():
-        found |= {int(pid) for pid in (task / "children").read_text().split()}
+        with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
+            found |= {int(pid) for pid in (task / "children").read_text().split()}
     return found
 
 

@@ -50,7 +50,7 @@ def test_a_page_from_another_site_cannot_open_the_live_feed(verifier):
 
 def test_a_host_the_api_does_not_answer_to_gets_400_and_no_page(store):
     client = create_app({"TESTING": True}, store=store).test_client()
-    for path in ("/", "/api/desks", "/healthz"):
+    for path in ("/", "/api/desks", "/docs", "/openapi.json"):
         response = client.get(path, headers={"Host": "attacker.example:8000"})
         assert response.status_code == 400
         assert response.json["errors"] == {"headers": {"Host": ["Not an allowed host."]}}
@@ -64,6 +64,14 @@ def test_a_host_the_api_does_not_answer_to_gets_400_and_no_page(store):
     assert client.get("/api/desks").json == []  # nothing written
     for ours in ("localhost", "127.0.0.1:8000", "[::1]:8000"):
         assert client.get("/", headers={"Host": ours}).status_code == 200
+
+
+def test_probes_answer_a_replica_named_by_its_address(store):
+    # A balancer's health check and Prometheus's service discovery name a replica by its IP:
+    # a 400 there took every API out of the balancer (found in review).
+    client = create_app({"TESTING": True}, store=store).test_client()
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert client.get(path, headers={"Host": "172.18.0.5:8000"}).status_code == 200
 
 
 def test_allowed_hosts_follow_djangos_rules():
