@@ -32,7 +32,7 @@ from typing import Any
 
 from websockets.sync.client import connect
 
-from bench import baselines, lean_client
+from bench import baselines, cclient, lean_client
 from bench.common import RESULTS, cpu_seconds, free_port, percentiles, record, rss_bytes
 from desks.event_log import EventLog
 from desks.events import DeskCreated, decode
@@ -148,7 +148,11 @@ def _publish(
     time.sleep(0.5)
     rss_before = sum(rss_bytes(pid) for pid in pids)
     sent = CONTEXT.Array("d", events + 1, lock=False)
-    lean = lean_client.Clients(port, clients, events, args.processes, args.sample_every, sent)
+    lean: Any
+    if args.client == "c":
+        lean = cclient.CClients(port, clients, events, args.processes, args.sample_every)
+    else:
+        lean = lean_client.Clients(port, clients, events, args.processes, args.sample_every, sent)
     connected = lean.connect()
     time.sleep(1.0)  # settle: the idle cost of every connection
     idle = (sum(rss_bytes(pid) for pid in pids) - rss_before) / connected
@@ -164,7 +168,7 @@ def _publish(
                 time.sleep(delay)
         sent[seq] = time.monotonic()
         publisher.send(message)
-    reports = lean.finish()
+    reports = lean.finish(sent) if args.client == "c" else lean.finish()
     cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
     delivered = sum(report["frames"] for report in reports)
     last = max(report["last"] for report in reports)
@@ -197,6 +201,12 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="client processes")
     parser.add_argument(
         "--ours-processes", type=int, default=1, help="broadcaster processes on one port"
+    )
+    parser.add_argument(
+        "--client",
+        choices=("python", "c"),
+        default="python",
+        help="lean clients in Python, or in C (bench/lean_client.c: a fraction of the CPU)",
     )
     parser.add_argument("--sample-every", type=int, default=10, help="time 1 connection in N")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")

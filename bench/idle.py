@@ -2,8 +2,8 @@
 
     python -m bench.idle --clients 100000 --broadcasters 6 --client-processes 8 --seconds 30
 
-`desks broadcaster --processes P` follows the event log on a store file; K lean clients
-(bench/lean_client.py) in --client-processes processes connect and stay, each process from its
+`desks broadcaster --processes P` follows the event log on a store file; K lean clients in C
+(bench/lean_client.c) in --client-processes processes connect and stay, each process from its
 own loopback address (127.0.0.2, ...: one address has ~28,000 ephemeral ports towards one
 server port, and a process may hold 20,000 open files here). Then one event a second is
 appended to the log for --seconds. Reported: connections held, append-to-receipt latency
@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench import lean_client
+from bench import cclient
 from bench.common import RESULTS, cpu_seconds, percentiles, record
 from bench.fanout import LogFeed, Processes, event
 
@@ -41,8 +40,7 @@ def pss_bytes(pids: list[int]) -> int:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Run the broadcasters, hold the clients, send an event a second; return the figures."""
     events = round(args.seconds * args.rate)
-    context = multiprocessing.get_context("spawn")
-    sent = context.Array("d", events + 1, lock=False)
+    sent = [0.0] * (events + 1)  # when each seq was appended (time.monotonic())
     with tempfile.TemporaryDirectory(prefix="desks-idle-") as directory:
         path = f"{directory}/store.sqlite3"
         feed = LogFeed(path)
@@ -51,14 +49,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             pids = processes.pids()
             before = pss_bytes(pids)
             sources = [f"127.0.0.{2 + n}" for n in range(args.client_processes)]
-            clients = lean_client.Clients(
+            clients = cclient.CClients(
                 processes.port,
                 args.clients,
                 events,
                 args.client_processes,
                 args.sample_every,
-                sent,
-                patience=args.patience,
                 sources=sources,
             )
             started = time.monotonic()
@@ -76,7 +72,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     time.sleep(delay)
                 sent[seq] = time.monotonic()
                 feed.send(event(seq))
-            reports = clients.finish()
+            reports = clients.finish(sent, timeout=args.patience + args.seconds)
             cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
         finally:
             processes.stop()
@@ -90,6 +86,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "events": events,
         "rate": args.rate,
         "delivered": delivered,
+        "closed_by_server": sum(report["closed"] for report in reports),
         "expected": connected * events,
         "connect_s": round(connect_s, 1),
         "latency_ms": percentiles(latencies),

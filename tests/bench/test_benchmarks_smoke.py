@@ -3,6 +3,7 @@ the numbers come from `make bench`, never from a test."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -98,6 +99,17 @@ def test_fanout_over_several_processes_and_idle_dashboards_at_scale_run(tmp_path
     (run,) = several["runs"]
     assert run["server"] == "ours x2 processes"
     assert run["delivered"] == run["expected"] == 200
+    if not (shutil.which("gcc") or shutil.which("cc")):
+        pytest.skip("no C compiler for the C lean client (bench/lean_client.c)")
+    in_c = run_benchmark(
+        "bench.fanout",
+        tmp_path / "in-c",
+        *("--mode", "flood", "--clients", "20", "--events", "10", "--servers", "ours"),
+        *("--client", "c", "--sample-every", "1"),
+    )
+    (run,) = in_c["runs"]
+    assert run["delivered"] == run["expected"] == 200
+    assert run["latency_ms"]["p99"] >= 0
     idle = run_benchmark(
         "bench.idle",
         tmp_path / "idle",
