@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
+from pymongo.errors import AutoReconnect
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.protocol import State
@@ -217,6 +218,30 @@ def test_readyz_answers_503_until_a_log_is_followed(server):
     unready.value.close()
     with writing(server[0]):
         wait_until(lambda: http_ok(f"{http}/readyz"))
+
+
+def test_readyz_answers_503_saying_why_while_the_log_cannot_be_read(server, publisher):
+    broadcaster, url = server
+    http = url.replace("ws://", "http://")
+    wait_until(lambda: http_ok(f"{http}/readyz"))
+    oplog = broadcaster._events._events.database.client.oplog
+
+    def failing() -> bytes | None:
+        # pymongo resumes once by itself: a pair of faults reaches the follower. Injected
+        # until seen: a retry that reads again ends the failure, however short it was.
+        for _ in range(2):
+            oplog.inject_fault(AutoReconnect("store unreachable"))
+        try:
+            urllib.request.urlopen(f"{http}/readyz", timeout=5).close()
+        except urllib.error.HTTPError as unready:
+            with unready:
+                return unready.read() if unready.code == 503 else None
+        return None
+
+    assert wait_until(failing) == b"event log unreadable (AutoReconnect)\n"
+    publisher.send(event(1))  # logged meanwhile: delivered once the log reads again
+    wait_until(lambda: http_ok(f"{http}/readyz"))
+    wait_until(lambda: broadcaster.history.head == 1)
 
 
 def http_ok(url):
