@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pymongo.errors import CollectionInvalid, OperationFailure
@@ -46,6 +46,27 @@ class EmbeddedDatabase:
         refuse_unsupported(options)
         with self.client.engine.read() as connection:
             return self.client.catalog.names(connection, self.name)
+
+    def list_collections(
+        self, filter: Mapping[str, Any] | None = None, **options: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Describe the collections as MongoDB's listCollections does (name, type, options);
+        `filter` may name one (`{"name": ...}`)."""
+        refuse_unsupported(options)
+        wanted = (filter or {}).get("name")
+        if set(filter or {}) - {"name"} or not (wanted is None or isinstance(wanted, str)):
+            raise OperationFailure("listCollections filters only on a name here", 2)
+        catalog = self.client.catalog
+        with self.client.engine.read() as connection:
+            names = catalog.names(connection, self.name)
+            found = [catalog.get(connection, self.name, name) for name in names]
+        for collection in found:
+            if collection is None or wanted not in (None, collection.name):
+                continue
+            images = (
+                {"changeStreamPreAndPostImages": {"enabled": True}} if collection.images else {}
+            )
+            yield {"name": collection.name, "type": "collection", "options": images}
 
     def create_collection(
         self,

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from prometheus_client import REGISTRY
+from pymongo import uri_parser
 
 import api.metrics
 import broadcaster.metrics
@@ -25,7 +26,32 @@ from tests.processes import ROOT
 
 BASE = ROOT / "docker-compose.yml"
 REPLICA = ROOT / "docker-compose.replica.yml"
+MONITORING = ROOT / "docker-compose.monitoring.yml"
 SERVICES = ("api", "watcher", "broadcaster")
+SECRETS = ("MONGO_ADMIN_PASSWORD", "DESKS_MONGO_PASSWORD", "DESKS_MONGO_READER_PASSWORD")
+VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)(?:(:\?|:-)([^}]*))?\}")
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Substitute ${VAR}, ${VAR:-default} and ${VAR:?message} as compose does (KeyError
+    naming the variable when a required one is unset or empty)."""
+
+    def value(match: re.Match[str]) -> str:
+        name, kind, rest = match.groups()
+        if env.get(name):
+            return env[name]
+        if kind == ":?":
+            raise KeyError(name)
+        return rest if kind == ":-" else ""
+
+    return VARIABLE.sub(value, text)
+
+
+def example_env() -> dict[str, str]:
+    """Return the variables .env.example sets (its commented ones left out)."""
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    pairs = [line.split("=", 1) for line in lines if line and not line.startswith("#")]
+    return {name: value for name, value in pairs}
 
 
 def load(path: Path) -> dict:
@@ -56,7 +82,56 @@ def test_the_override_makes_a_three_member_set_everyone_uses():
     assert listed == [f"{name}:27017" for name in members]
     for name in SERVICES:
         uri = override["services"][name]["environment"]["MONGODB_URI"]
-        assert uri == "mongodb://mongo:27017,mongo2:27017,mongo3:27017/?replicaSet=rs0", name
+        assert "@mongo:27017,mongo2:27017,mongo3:27017/?replicaSet=rs0&authSource=admin" in uri
+    for name in ("mongo2", "mongo3"):  # every member authenticates the others by the key
+        assert "--keyFile" in override["services"][name]["command"]
+        assert "ports" not in override["services"][name]
+
+
+def test_mongodb_has_access_control_its_own_users_and_no_published_port():
+    compose = load(BASE)["services"]
+    assert "--keyFile" in compose["mongo"]["command"]
+    assert "ports" not in compose["mongo"]  # a commented override for debugging, no more
+    assert "mongo-keyfile" in compose["mongo"]["depends_on"]
+    init = compose["mongo-init"]
+    assert init["network_mode"] == "service:mongo"  # the localhost exception, for the first user
+    assert init["environment"]["MONGO_HOST"].startswith("localhost:")
+    for name in SECRETS:  # compose refuses to start without them
+        assert init["environment"][name].startswith(f"${{{name}:?"), name
+    secrets = {name: "x" * 40 for name in SECRETS}
+    text = interpolate(BASE.read_text(), {**example_env(), **secrets})
+    resolved = yaml.safe_load(text)["services"]
+    users = {
+        name: uri_parser.parse_uri(resolved[name]["environment"]["MONGODB_URI"])
+        for name in SERVICES
+    }
+    for parsed in users.values():
+        assert parsed["options"]["authSource"] == "admin" and parsed["password"] == "x" * 40
+        assert parsed["options"]["replicaSet"] == "rs0"
+    # The API and the watcher write; broadcasters only read the log: a user of their own.
+    assert users["api"]["username"] == users["watcher"]["username"] == "desks"
+    assert users["broadcaster"]["username"] == "desks-reader"
+    for missing in SECRETS:
+        with pytest.raises(KeyError, match=missing):
+            interpolate(BASE.read_text(), {**example_env(), **secrets, missing: ""})
+
+
+def test_every_secret_compose_requires_is_named_in_env_example_and_not_given_there():
+    example = (ROOT / ".env.example").read_text()
+    required = {
+        name
+        for path in (BASE, REPLICA, MONITORING)
+        for name, kind, _ in VARIABLE.findall(path.read_text())
+        if kind == ":?"
+    }
+    assert required == {*SECRETS, "GRAFANA_ADMIN_PASSWORD"}
+    for name in required:
+        assert f"# {name}=\n" in example, name  # listed, commented: no default secret
+    assert interpolate(MONITORING.read_text(), {"GRAFANA_ADMIN_PASSWORD": "g" * 32})
+    with pytest.raises(KeyError, match="GRAFANA_ADMIN_PASSWORD"):
+        interpolate(MONITORING.read_text(), {})
+    # Monitoring is a file of its own: the stack starts without Grafana's password.
+    assert "GRAFANA" not in BASE.read_text()
 
 
 def test_prometheus_scrapes_every_replica_of_every_service_on_its_port():
@@ -138,15 +213,23 @@ def compose_command() -> list[str] | None:
     return None
 
 
-@pytest.mark.parametrize("files", [[BASE], [BASE, REPLICA]], ids=["one member", "three"])
+@pytest.mark.parametrize(
+    "files",
+    [[BASE], [BASE, REPLICA], [BASE, MONITORING]],
+    ids=["one member", "three", "monitoring"],
+)
 def test_docker_compose_accepts_the_files(files, tmp_path):
     command = compose_command()
     if command is None:
         pytest.skip("neither `docker compose` nor docker-compose is installed")
     arguments = [part for path in files for part in ("-f", str(path))]
-    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(tmp_path)}
+    env = {
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+        "HOME": str(tmp_path),
+        **{name: "x" * 40 for name in (*SECRETS, "GRAFANA_ADMIN_PASSWORD")},
+    }
     result = subprocess.run(
-        [*command, *arguments, "--profile", "monitoring", "config", "--quiet"],
+        [*command, *arguments, "config", "--quiet"],
         capture_output=True,
         text=True,
         env=env,

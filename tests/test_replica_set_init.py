@@ -23,9 +23,11 @@ class ScriptedAdmin:
     def __init__(self, replies):
         self.replies = list(replies)
         self.calls = []
+        self.options = []  # each call's keyword arguments
 
     def command(self, name, *args, **kwargs):
         self.calls.append((name, args))
+        self.options.append(kwargs)
         reply = self.replies.pop(0)
         if isinstance(reply, Exception):
             raise reply
@@ -40,8 +42,9 @@ def test_initiate_sends_the_member_config():
     ]
 
 
-def test_initiate_is_idempotent():
-    admin = ScriptedAdmin([OperationFailure("already initialized", 23)])
+@pytest.mark.parametrize("code", [23, 13], ids=["already initialized", "users made since"])
+def test_initiate_is_idempotent(code):
+    admin = ScriptedAdmin([OperationFailure("initiated before", code)])
     assert init.initiate(admin, "rs0", ["mongo:27017"]) is False
 
 
@@ -71,3 +74,51 @@ def test_enable_pre_images_whether_or_not_desks_exists(exists):
         database.desks.insert_one({"n": 1})
     init.enable_pre_images(database, "desks")
     assert client.images_enabled("desks", "desks")
+
+
+SECRET = "s" * 32
+
+
+def test_the_administrator_is_made_over_the_localhost_exception_once():
+    admin = ScriptedAdmin([{"ok": 1}])
+    assert init.create_administrator(admin, "admin", SECRET) is True
+    assert admin.calls == [("createUser", ("admin",))]
+    assert admin.options == [{"pwd": SECRET, "roles": [{"role": "root", "db": "admin"}]}]
+    # Once a user exists the exception is closed: an unauthenticated createUser is refused.
+    for code in (13, 51003):
+        again = ScriptedAdmin([OperationFailure("not authorized", code)])
+        assert init.create_administrator(again, "admin", SECRET) is False
+    with pytest.raises(OperationFailure):
+        init.create_administrator(ScriptedAdmin([OperationFailure("bad", 2)]), "admin", SECRET)
+
+
+def test_application_users_get_the_desks_database_only_and_are_kept_in_step():
+    roles = init.application_roles("desks")
+    assert roles == {
+        "writer": [{"role": "readWrite", "db": "desks"}],
+        "reader": [{"role": "read", "db": "desks"}],
+    }
+    admin = ScriptedAdmin([{"ok": 1}])
+    assert init.ensure_user(admin, "desks", SECRET, roles["writer"]) == "created"
+    assert admin.calls == [("createUser", ("desks",))]
+    assert admin.options == [{"pwd": SECRET, "roles": [{"role": "readWrite", "db": "desks"}]}]
+    # A second run: the user exists; its password and roles are brought to the settings'.
+    rerun = ScriptedAdmin([OperationFailure("User already exists", 51003), {"ok": 1}])
+    assert init.ensure_user(rerun, "desks", SECRET, roles["writer"]) == "updated"
+    assert [name for name, _ in rerun.calls] == ["createUser", "updateUser"]
+    assert rerun.options[1] == {"pwd": SECRET, "roles": roles["writer"]}
+
+
+@pytest.mark.parametrize("value", ["", "short", "s" * 31, "p@ss/word:" + "x" * 30])
+def test_a_password_that_cannot_go_into_a_uri_as_it_is_is_refused_naming_it(monkeypatch, value):
+    monkeypatch.setenv("DESKS_MONGO_PASSWORD", value)
+    with pytest.raises(init.SetupError, match="DESKS_MONGO_PASSWORD"):
+        init.password("DESKS_MONGO_PASSWORD")
+
+
+def test_without_its_passwords_the_initialiser_exits_2_before_connecting(monkeypatch, caplog):
+    for name in ("MONGO_ADMIN_PASSWORD", "DESKS_MONGO_PASSWORD", "DESKS_MONGO_READER_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(init, "connect", lambda *_: pytest.fail("connected without passwords"))
+    assert init.main() == 2
+    assert "MONGO_ADMIN_PASSWORD" in caplog.text

@@ -386,10 +386,22 @@ def _missing_image(change: Mapping[str, Any]) -> bool:
     return operation in {"update", "replace"} and change.get("fullDocument") is None
 
 
+def _images_on(store: Store) -> bool:
+    """Tell whether desks records pre- and post-images already (a read: any user may ask)."""
+    for info in store.database.list_collections(filter={"name": DESKS}):
+        return bool(info.get("options", {}).get("changeStreamPreAndPostImages", {}).get("enabled"))
+    return False
+
+
 def _enable_images(store: Store) -> bool:
-    """Turn on pre- and post-images for desks (MongoDB 6.0+); tell whether they are on."""
+    """Turn on pre- and post-images for desks (MongoDB 6.0+); tell whether they are on.
+
+    Asked first: an application user (`readWrite`) may not run collMod, and the replica set's
+    initialiser has turned them on already."""
     images = {"enabled": True}
     try:
+        if _images_on(store):
+            return True
         try:
             store.database.create_collection(DESKS, changeStreamPreAndPostImages=images)
         except CollectionInvalid:

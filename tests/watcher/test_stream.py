@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from prometheus_client import REGISTRY
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, OperationFailure
 
 from api.repository import DeskRepository
 from desks.event_log import EventLog
@@ -16,7 +16,7 @@ from embedded import EmbeddedClient
 from embedded.oplog import history_lost
 from tests.conftest import wait_until
 from watcher.checkpoint import Checkpoint
-from watcher.stream import Watcher
+from watcher.stream import Watcher, _enable_images
 
 
 @pytest.fixture
@@ -415,3 +415,23 @@ def test_without_images_updates_are_marked_looked_up(store, events, desks, monke
     wait_until(lambda: events.head() == 3)
     again.stop()
     assert not events.after(2, 1)[0].looked_up
+
+
+@pytest.mark.parametrize("existing", [True, False], ids=["turned on before", "never"])
+def test_images_the_initialiser_turned_on_serve_a_user_who_may_not(existing, monkeypatch):
+    # Compose's application user has readWrite only: collMod is refused. The images the
+    # replica set's initialiser turned on are found by listing the collection (a read).
+    store = open_store(Settings(embedded_path=":memory:"))
+    if existing:
+        store.database.create_collection("desks", changeStreamPreAndPostImages={"enabled": True})
+    else:
+        store.database.create_collection("desks")
+    (listed,) = store.database.list_collections(filter={"name": "desks"})
+    assert listed["name"] == "desks" and listed["type"] == "collection"
+
+    def refused(*_args, **_kwargs):
+        raise OperationFailure("not authorized on desks to execute command collMod", 13)
+
+    monkeypatch.setattr(store.database, "command", refused)
+    assert _enable_images(store) is existing
+    store.close()
