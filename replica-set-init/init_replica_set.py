@@ -6,7 +6,9 @@ create the first user (the localhost exception), and nothing more. So this scrip
 localhost, initiates the set and creates the administrator; then, as the administrator, the
 application's user (`readWrite` on the desks database only) and the broadcasters' (`read`
 there), and turns pre- and post-images on. Every step is idempotent: a second run finds the
-set, updates the users' passwords and roles, and exits 0 as the first did.
+set and the administrator (through the set: after a failover drill the primary may be another
+member), brings the application's users to their passwords and roles, and exits 0. The
+administrator's password is changed in MongoDB (`db.changeUserPassword`), not here.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ log = logging.getLogger("desks.replica_set_init")
 
 ALREADY_INITIALIZED = 23
 UNAUTHORIZED = 13
+AUTHENTICATION_FAILED = 18
 USER_EXISTS = 51003
 # Passwords go into connection URIs (MONGODB_URI) as they are: characters a URI never escapes.
 URI_SAFE = re.compile(r"[A-Za-z0-9._~-]{32,}")
@@ -47,20 +50,41 @@ def password(name: str) -> str:
     return value
 
 
-def initiate(admin: Any, set_name: str, members: list[str]) -> bool:
-    """Run replSetInitiate unless the set already exists; return whether this call initiated it."""
+def initiate(
+    admin: Any, set_name: str, members: list[str], timeout: float = 0, interval: float = 1.0
+) -> bool:
+    """Run replSetInitiate unless the set exists; return whether this call initiated it.
+
+    The first member gets the highest priority: the initialiser makes the first user on it,
+    over localhost, so it should be the primary after the first election and after a drill.
+    A member not up yet fails the initiate's quorum check: tried again until `timeout`.
+    """
+    if admin.command("hello").get("setName"):
+        return False  # initiated before (hello needs no authentication)
     config = {
         "_id": set_name,
-        "members": [{"_id": index, "host": host} for index, host in enumerate(members)],
+        "members": [
+            {"_id": index, "host": host, "priority": 2 if index == 0 else 1}
+            for index, host in enumerate(members)
+        ],
     }
-    try:
-        admin.command("replSetInitiate", config)
-    except OperationFailure as error:
-        # Initiated before; with users made since, the localhost exception is closed too.
-        if error.code in (ALREADY_INITIALIZED, UNAUTHORIZED):
-            return False
-        raise
-    return True
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.command("replSetInitiate", config)
+            return True
+        except OperationFailure as error:
+            if error.code == ALREADY_INITIALIZED:  # by another run, just now
+                return False
+            if error.code == UNAUTHORIZED:
+                raise SetupError(
+                    "replSetInitiate refused: connect over localhost (MONGO_HOST), where "
+                    "access control lets the first steps through"
+                ) from error
+            if time.monotonic() >= deadline:
+                raise
+            log.info("replica set not initiated yet: %s; trying again", error)
+            time.sleep(interval)
 
 
 def create_administrator(admin: Any, user: str, secret: str) -> bool:
@@ -122,6 +146,33 @@ def connect(host: str, timeout: float, user: str = "", secret: str = "") -> Any:
     )
 
 
+def connect_set(members: list[str], set_name: str, timeout: float, user: str, secret: str) -> Any:
+    """Connect to the replica set as `user` (authenticated against admin)."""
+    hosts = ",".join(members)
+    return MongoClient(
+        f"mongodb://{quote_plus(user)}:{quote_plus(secret)}@{hosts}/"
+        f"?replicaSet={set_name}&authSource=admin",
+        serverSelectionTimeoutMS=int(timeout * 1000),
+    )
+
+
+def administrator_exists(
+    members: list[str], set_name: str, timeout: float, user: str, secret: str
+) -> bool:
+    """Tell whether the administrator can log in (False: not made yet; made with another
+    password is an error: MONGO_ADMIN_PASSWORD is changed in MongoDB, not here)."""
+    client = connect_set(members, set_name, timeout, user, secret)
+    try:
+        client.admin.command("ping")
+        return True
+    except OperationFailure as error:
+        if error.code == AUTHENTICATION_FAILED:
+            return False
+        raise
+    finally:
+        client.close()
+
+
 def main() -> int:
     """Initiate the set named by the environment and create its users; exit non-zero on
     failure (2 for a missing or unusable setting)."""
@@ -147,17 +198,22 @@ def main() -> int:
         return 2
     local = connect(host, timeout)  # over the localhost exception
     try:
-        did = initiate(local.admin, set_name, members)
+        did = initiate(local.admin, set_name, members, timeout)
         log.info("replica set %s", "initiated" if did else "already initiated")
-        wait_for_primary(local.admin, timeout)
-        made = create_administrator(local.admin, administrator, secrets["admin"])
-        log.info("administrator %s", "created" if made else "already there")
-    except (PyMongoError, TimeoutError) as error:
+        if not administrator_exists(members, set_name, timeout, administrator, secrets["admin"]):
+            # Only the first time: the set's first user is made over localhost, on the
+            # primary (the first member: its priority is the highest).
+            wait_for_primary(local.admin, timeout)
+            create_administrator(local.admin, administrator, secrets["admin"])
+            log.info("administrator created")
+    except (PyMongoError, TimeoutError, SetupError) as error:
         log.error("replica set init failed: %s", error)
         return 1
     finally:
         local.close()
-    client = connect(host, timeout, administrator, secrets["admin"])
+    # As the administrator, through the set: whichever member is primary now (after a drill
+    # it may not be this one).
+    client = connect_set(members, set_name, timeout, administrator, secrets["admin"])
     try:
         for role, roles in application_roles(database).items():
             outcome = ensure_user(client.admin, users[role], secrets[role], roles)

@@ -84,14 +84,21 @@ def test_the_override_makes_a_three_member_set_everyone_uses():
         uri = override["services"][name]["environment"]["MONGODB_URI"]
         assert "@mongo:27017,mongo2:27017,mongo3:27017/?replicaSet=rs0&authSource=admin" in uri
     for name in ("mongo2", "mongo3"):  # every member authenticates the others by the key
-        assert "--keyFile" in override["services"][name]["command"]
-        assert "ports" not in override["services"][name]
+        member = override["services"][name]
+        assert "--keyFile" in member["command"] and "mongo-keyfile:/keyfile:ro" in member["volumes"]
+        assert "mongo-keyfile" in member["depends_on"] and "ports" not in member
+        assert override["services"]["mongo-init"]["depends_on"][name] == {
+            "condition": "service_healthy"
+        }
 
 
 def test_mongodb_has_access_control_its_own_users_and_no_published_port():
     compose = load(BASE)["services"]
     assert "--keyFile" in compose["mongo"]["command"]
+    assert "mongo-keyfile:/keyfile:ro" in compose["mongo"]["volumes"]
     assert "ports" not in compose["mongo"]  # a commented override for debugging, no more
+    for name in SERVICES:  # each connects as a user mongo-init makes
+        assert "mongo-init" in compose[name]["depends_on"], name
     assert "mongo-keyfile" in compose["mongo"]["depends_on"]
     init = compose["mongo-init"]
     assert init["network_mode"] == "service:mongo"  # the localhost exception, for the first user

@@ -34,22 +34,37 @@ class ScriptedAdmin:
         return reply
 
 
-def test_initiate_sends_the_member_config():
-    admin = ScriptedAdmin([{"ok": 1}])
-    assert init.initiate(admin, "rs0", ["mongo:27017"]) is True
+def test_initiate_sends_the_member_config_the_first_member_first():
+    admin = ScriptedAdmin([{"isWritablePrimary": False}, {"ok": 1}])
+    assert init.initiate(admin, "rs0", ["mongo:27017", "mongo2:27017"]) is True
+    members = [
+        {"_id": 0, "host": "mongo:27017", "priority": 2},  # where the first user is made
+        {"_id": 1, "host": "mongo2:27017", "priority": 1},
+    ]
     assert admin.calls == [
-        ("replSetInitiate", ({"_id": "rs0", "members": [{"_id": 0, "host": "mongo:27017"}]},))
+        ("hello", ()),
+        ("replSetInitiate", ({"_id": "rs0", "members": members},)),
     ]
 
 
-@pytest.mark.parametrize("code", [23, 13], ids=["already initialized", "users made since"])
-def test_initiate_is_idempotent(code):
-    admin = ScriptedAdmin([OperationFailure("initiated before", code)])
-    assert init.initiate(admin, "rs0", ["mongo:27017"]) is False
+def test_initiate_is_idempotent():
+    initiated = ScriptedAdmin([{"setName": "rs0"}])  # hello needs no authentication
+    assert init.initiate(initiated, "rs0", ["mongo:27017"]) is False
+    assert [name for name, _ in initiated.calls] == ["hello"]
+    raced = ScriptedAdmin([{}, OperationFailure("already initialized", 23)])
+    assert init.initiate(raced, "rs0", ["mongo:27017"]) is False
 
 
-def test_initiate_reports_other_failures():
-    admin = ScriptedAdmin([OperationFailure("bad config", 93)])
+def test_initiate_says_to_connect_over_localhost_when_refused():
+    refused = ScriptedAdmin([{}, OperationFailure("requires authentication", 13)])
+    with pytest.raises(init.SetupError, match="localhost"):
+        init.initiate(refused, "rs0", ["mongo:27017"])
+
+
+def test_initiate_tries_again_while_a_member_is_not_up_then_reports_other_failures():
+    later = ScriptedAdmin([{}, OperationFailure("NodeNotFound", 74), {"ok": 1}])
+    assert init.initiate(later, "rs0", ["mongo:27017"], timeout=30, interval=0) is True
+    admin = ScriptedAdmin([{}, OperationFailure("bad config", 93)])
     with pytest.raises(OperationFailure):
         init.initiate(admin, "rs0", ["mongo:27017"])
 
@@ -122,3 +137,36 @@ def test_without_its_passwords_the_initialiser_exits_2_before_connecting(monkeyp
     monkeypatch.setattr(init, "connect", lambda *_: pytest.fail("connected without passwords"))
     assert init.main() == 2
     assert "MONGO_ADMIN_PASSWORD" in caplog.text
+
+
+class FakeClient:
+    """A MongoClient whose admin database answers from a script."""
+
+    def __init__(self, admin):
+        self.admin = admin
+
+    def __getitem__(self, name):
+        return name
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("exists", [True, False], ids=["rerun", "first run"])
+def test_the_administrator_is_made_over_localhost_only_the_first_time(monkeypatch, exists):
+    for name in ("MONGO_ADMIN_PASSWORD", "DESKS_MONGO_PASSWORD", "DESKS_MONGO_READER_PASSWORD"):
+        monkeypatch.setenv(name, SECRET)
+    local_replies = [{"setName": "rs0"}]
+    if not exists:
+        local_replies += [{"isWritablePrimary": True}, {"ok": 1}]  # wait, then createUser
+    local = FakeClient(ScriptedAdmin(local_replies))
+    users = FakeClient(ScriptedAdmin([{"ok": 1}, {"ok": 1}]))
+    monkeypatch.setattr(init, "connect", lambda *_args: local)
+    monkeypatch.setattr(init, "administrator_exists", lambda *_args: exists)
+    monkeypatch.setattr(init, "connect_set", lambda *_args: users)
+    monkeypatch.setattr(init, "enable_pre_images", lambda *_args: None)
+    assert init.main() == 0
+    over_localhost = [name for name, _ in local.admin.calls]
+    # A rerun (after a drill the primary may be another member) goes through the set only.
+    assert over_localhost == (["hello"] if exists else ["hello", "hello", "createUser"])
+    assert [name for name, _ in users.admin.calls] == ["createUser", "createUser"]
