@@ -48,6 +48,7 @@ REPLAY_CHUNK = 200
 # How long a client may wait for `hello` while the broadcaster does not know its log yet.
 HELLO_WAIT = 0.5
 RETRY_AFTER_S = 5  # a client refused for the limits may try again after this
+GAUGE_SECONDS = 1.0  # how stale a gauge another process reports may be
 # The close code for a token that expired while connected (4000-4999: private use, RFC 6455).
 TOKEN_EXPIRED = 4401
 
@@ -79,8 +80,6 @@ class Broadcaster:
         self._advanced = asyncio.Event()  # set (and replaced) whenever the head moves
         self._catch_up_to = 0
         self.port: int | None = None
-        metrics.CLIENTS.set_function(lambda: len(self.fanout))
-        metrics.HEAD_SEQ.set_function(lambda: self.history.head)
         self.listening = threading.Event()
         self.started = threading.Event()  # set once listening, or once listening failed
         self.following = threading.Event()  # set once it serves a log (its hello has a head)
@@ -99,6 +98,7 @@ class Broadcaster:
         """Answer probes, refuse unknown paths and unauthorized clients before upgrading."""
         path = urlsplit(request.path).path
         if path in PROBES:
+            self._gauge()  # this process's own values, fresh for its answer
             return answer_probe(connection, path, self._not_ready)
         if path != "/":
             return connection.respond(HTTPStatus.NOT_FOUND, "unknown path; connect to /\n")
@@ -147,6 +147,17 @@ class Broadcaster:
     def _released(self, address: str, _lost: object) -> None:
         # A partial of this, not a lambda: one is kept for every client (~50 bytes less each).
         self.admission.release(address)
+
+    def _gauge(self) -> None:
+        """Set the gauges (explicitly: other processes read them from their files too)."""
+        metrics.CLIENTS.set(len(self.fanout))
+        metrics.HEAD_SEQ.set(self.history.head)
+
+    async def _keep_gauges(self) -> None:
+        """Refresh the gauges every second, for a scrape another process answers."""
+        while True:
+            self._gauge()
+            await asyncio.sleep(GAUGE_SECONDS)
 
     def _not_ready(self) -> str | None:
         """Say why clients cannot be served the log now, if they cannot."""
@@ -354,9 +365,11 @@ class Broadcaster:
             target=follower.run, args=(stop_following,), name="broadcaster-log", daemon=True
         )
         following.start()
+        gauges = asyncio.create_task(self._keep_gauges())
         try:
             await self._listen(host, port, stop, reuse_port)
         finally:
+            gauges.cancel()
             stop_following.set()
             # The follower notices within one poll of its stream; the loop runs meanwhile, so
             # an update it is handing over is taken, not left waiting.

@@ -3,8 +3,9 @@
 Each service defines its metrics beside its code (api/metrics.py, watcher/metrics.py,
 broadcaster/metrics.py; panels in monitoring/grafana/dashboards/desks.json). The API's gunicorn
 workers are separate processes: `desks api` points PROMETHEUS_MULTIPROC_DIR at a directory of
-its own and /metrics adds the workers up; the watcher and the broadcaster are one process each
-(in `desks up`, one process: the broadcaster's /metrics shows the watcher's metrics too).
+its own and /metrics adds the workers up; so does `desks broadcaster --processes N` for its
+processes on one port. The watcher and a lone broadcaster are one process each (in `desks up`,
+one process: the broadcaster's /metrics shows the watcher's metrics too).
 """
 
 from __future__ import annotations

@@ -16,12 +16,16 @@ their clients with ours.
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+
+from prometheus_client import multiprocess
 
 from desks.backoff import Backoff
 from desks.settings import Settings
@@ -72,6 +76,8 @@ class BroadcasterProcesses:
         self._reserved = socket.socket(family, socket.SOCK_STREAM)
         self._reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         self._reserved.bind((host, port))
+        # Every child writes its metrics here; whichever answers /metrics answers for all.
+        self._metrics = tempfile.mkdtemp(prefix="desks-broadcaster-metrics-")
         self._children: list[subprocess.Popen[bytes] | None] = [None] * count
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -105,7 +111,7 @@ class BroadcasterProcesses:
     def _spawn(self) -> subprocess.Popen[bytes]:
         command = [sys.executable, "-m", "launcher.cli", "broadcaster", "--supervised"]
         command += ["--host", self._host, "--port", str(self.port)]
-        env = child_environment(self._settings)
+        env = {**child_environment(self._settings), "PROMETHEUS_MULTIPROC_DIR": self._metrics}
         # A group of its own: Ctrl-C reaches this process, which stops its children in turn
         # (not all at once, each taken for dead); they still stop if this one is killed.
         return subprocess.Popen(command, env=env, process_group=0)
@@ -120,6 +126,7 @@ class BroadcasterProcesses:
                 child = self._children[slot] = self._spawn()
             started = time.monotonic()
             status = child.wait()
+            multiprocess.mark_process_dead(child.pid, self._metrics)  # type: ignore[no-untyped-call]
             if self._stopping.is_set():
                 return
             if time.monotonic() - started >= STEADY_SECONDS:
@@ -162,3 +169,4 @@ class BroadcasterProcesses:
         for thread in self._threads:
             thread.join(1.0)
         self._reserved.close()
+        shutil.rmtree(self._metrics, ignore_errors=True)

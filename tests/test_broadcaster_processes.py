@@ -3,15 +3,20 @@ forever, stopped together."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
+import urllib.request
+
+from websockets.sync.client import connect
 
 from desks.backoff import Backoff
 from desks.settings import Settings
 from launcher.broadcasters import QUICK_DEATHS, BroadcasterProcesses
+from tests.broadcaster.test_hostile_peers import Log
 from tests.conftest import free_port, wait_until
 from tests.processes import desks_env, spawned
 
@@ -96,3 +101,34 @@ def test_ctrl_c_stops_the_group_without_taking_a_child_for_dead(tmp_path):
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+
+
+def test_metrics_on_the_shared_port_answer_for_every_process(tmp_path):
+    # A scrape of the shared port reaches one process, whichever the kernel picks: it must
+    # count every process's clients, not its own (10 over 2 processes: each holds ~5).
+    port = free_port()
+    path = str(tmp_path / "store.sqlite3")
+    logged = Log(path)  # a log to follow: clients join the live ones once it is known
+    env = desks_env(DESKS_EMBEDDED_PATH=path)
+    command = ("broadcaster", "--port", str(port), "--processes", "2")
+    with spawned(tmp_path / "group.log", env, *command), contextlib.ExitStack() as clients:
+        clients.callback(logged.store.close)
+        log = (tmp_path / "group.log").read_text
+        wait_until(lambda: log().count('msg="following log"') == 2, 30)
+        wait_until(lambda: log().count("msg=listening") == 2, 30)
+        for _ in range(10):
+            clients.enter_context(connect(f"ws://127.0.0.1:{port}/")).recv(timeout=10)
+
+        def counted() -> list[float]:
+            scraped = []
+            for _ in range(8):  # new connections each: both processes answer some
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as answer:
+                    text = answer.read().decode()
+                scraped += [
+                    float(line.split()[-1])
+                    for line in text.splitlines()
+                    if line.startswith("desks_broadcaster_clients")
+                ]
+            return scraped
+
+        wait_until(lambda: set(counted()) == {10.0})  # within a gauge refresh (1 s)
