@@ -15,6 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from bench import lean_client
+
 SOURCE = Path(__file__).with_name("lean_client.c")
 BUILD = Path.home() / ".cache" / "desks-bench"
 
@@ -45,7 +47,7 @@ class CClients:
         sources: list[str] | None = None,
         path: str = "/",
     ) -> None:
-        shares = [count // processes + (i < count % processes) for i in range(processes)]
+        shares = lean_client.split(count, processes)
         sources = sources or ["127.0.0.1"]
         program = str(binary())
         self._events = events

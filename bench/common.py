@@ -113,6 +113,34 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+def process_tree(root: int) -> list[int]:
+    """Return `root` and every process descended from it."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        tree += frontier
+    return tree
+
+
+def pss_bytes(pids: list[int]) -> int:
+    """Return the proportional set size of these processes in bytes (Linux smaps_rollup): a
+    page they share counts once in all."""
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
 def run_queue_wait_s(pids: list[int]) -> float:
     """Return the seconds these processes' threads have spent runnable but waiting for a CPU
     (Linux schedstat): on a busy machine, the time other work took from them."""

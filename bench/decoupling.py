@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import lean_client
-from bench.common import RESULTS, free_port, percentiles, record, run_queue_wait_s
-from bench.store import Up, process_tree, request
+from bench.common import RESULTS, free_port, percentiles, process_tree, record, run_queue_wait_s
+from bench.store import Up, request
 
 
 def phase(

@@ -33,7 +33,15 @@ from typing import Any
 from websockets.sync.client import connect
 
 from bench import baselines, cclient, lean_client
-from bench.common import RESULTS, cpu_seconds, free_port, percentiles, record, rss_bytes
+from bench.common import (
+    RESULTS,
+    cpu_seconds,
+    free_port,
+    percentiles,
+    process_tree,
+    record,
+    rss_bytes,
+)
 from desks.event_log import EventLog
 from desks.events import DeskCreated, decode
 from embedded import EmbeddedClient
@@ -95,10 +103,7 @@ class Processes:
 
     def pids(self) -> list[int]:
         """Return the parent's pid and its children's."""
-        children = []
-        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
-            children += [int(pid) for pid in (task / "children").read_text().split()]
-        return [self.process.pid, *children]
+        return process_tree(self.process.pid)
 
     def stop(self) -> None:
         self.process.terminate()

@@ -23,18 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import cclient
-from bench.common import RESULTS, cpu_seconds, percentiles, record
+from bench.common import RESULTS, cpu_seconds, percentiles, pss_bytes, record
 from bench.fanout import LogFeed, Processes, event
-
-
-def pss_bytes(pids: list[int]) -> int:
-    """Return the proportional set size of these processes, in bytes (Linux smaps_rollup)."""
-    total = 0
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                total += int(line.split()[1]) * 1024
-    return total
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:

@@ -214,6 +214,11 @@ def run(
     )
 
 
+def split(count: int, processes: int) -> list[int]:
+    """Return how many of `count` connections each of `processes` holds (as even as can be)."""
+    return [count // processes + (i < count % processes) for i in range(processes)]
+
+
 class Clients:
     """`count` lean connections spread over `processes` processes, started and read together:
     connect() when they are all in, go() to start counting, finish() for their reports."""
@@ -236,7 +241,7 @@ class Clients:
         self._ready, self._go = context.Queue(), context.Event()
         self._finished, self._results = context.Event(), context.Queue()
         sent = sent if sent is not None else context.Array("d", 1, lock=False)
-        shares = [count // processes + (i < count % processes) for i in range(processes)]
+        shares = split(count, processes)
         self._workers = [
             context.Process(
                 target=run,

@@ -36,7 +36,7 @@ from typing import Any
 from websockets.sync.client import connect
 
 from api.repository import DeskRepository
-from bench.common import RESULTS, free_port, percentiles, record, run_threads
+from bench.common import RESULTS, free_port, percentiles, process_tree, record, run_threads
 from desks.desk import utc_now
 from desks.event_log import EventLog
 from desks.service import Service
@@ -176,23 +176,6 @@ def timed(action: Callable[[], object], repeat: int) -> list[float]:
         action()
         samples.append((time.perf_counter() - started) * 1000)
     return samples
-
-
-def process_tree(root: int) -> list[int]:
-    """Return `root` and every process descended from it."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    tree, frontier = [root], [root]
-    while frontier:
-        frontier = [pid for pid, parent in parents.items() if parent in frontier]
-        tree += frontier
-    return tree
 
 
 # -- benchmarks ----------------------------------------------------------------------------

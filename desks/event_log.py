@@ -115,15 +115,17 @@ class EventLog:
 
     def after(self, seq: int, limit: int) -> list[Event]:
         """Return up to `limit` events with a seq greater than `seq`, in order."""
-        cursor = self._events.find({"_id": {"$gt": seq}}, projection={"token": 0})
-        return [_event(document) for document in cursor.sort("_id", ASCENDING).limit(limit)]
+        return [_event(document) for document in self._after(seq, limit)]
 
     def after_encoded(self, seq: int, limit: int) -> list[tuple[int, str]]:
         """Return up to `limit` events with a seq greater than `seq`, in order, each with its
         JSON as clients get it. One this version cannot read (a newer watcher's type) is
         passed on as logged, not held up: a reader of the log must never stall on it."""
+        return [_encoded(document) for document in self._after(seq, limit)]
+
+    def _after(self, seq: int, limit: int) -> Iterator[Document]:
         cursor = self._events.find({"_id": {"$gt": seq}}, projection={"token": 0})
-        return [_encoded(document) for document in cursor.sort("_id", ASCENDING).limit(limit)]
+        return iter(cursor.sort("_id", ASCENDING).limit(limit))
 
     def of_desk(self, desk_id: str, after: int, limit: int) -> list[Event]:
         """Return up to `limit` events of one desk with a seq greater than `after`, in order.

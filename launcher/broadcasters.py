@@ -45,9 +45,13 @@ def ensure_free(host: str, port: int) -> None:
     """Raise OSError if host:port is taken, SO_REUSEPORT groups included (see above)."""
     if port == 0:
         return  # a port picked now is nobody's
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
+    with _stream_socket(host) as probe:
         probe.bind((host, port))
+
+
+def _stream_socket(host: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.socket(family, socket.SOCK_STREAM)
 
 
 class BroadcasterProcesses:
@@ -72,8 +76,7 @@ class BroadcasterProcesses:
         self._backoff = backoff
         if not taken:
             ensure_free(host, port)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._reserved = socket.socket(family, socket.SOCK_STREAM)
+        self._reserved = _stream_socket(host)
         self._reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         self._reserved.bind((host, port))
         # Every child writes its metrics here; whichever answers /metrics answers for all.
@@ -82,18 +85,11 @@ class BroadcasterProcesses:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.replaced = 0  # children started in place of one that died
 
     @property
     def port(self) -> int:
         """Return the port every child listens on."""
         return int(self._reserved.getsockname()[1])
-
-    @property
-    def pids(self) -> list[int]:
-        """Return the pids of the children running now."""
-        with self._lock:
-            return [child.pid for child in self._children if child and child.poll() is None]
 
     def start(self) -> None:
         """Start every child, and a thread per child that replaces it when it dies."""
@@ -149,7 +145,6 @@ class BroadcasterProcesses:
             )
             if self._stopping.wait(delay):
                 return
-            self.replaced += 1
 
     def stop(self) -> None:
         """Stop every child (SIGTERM; SIGKILL past the stop timeout) and free the port."""

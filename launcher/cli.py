@@ -12,7 +12,6 @@ import re
 import signal
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -320,16 +319,27 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
 def _stop_with_parent(parent: int) -> Callable[[object], None]:
     """Return a gunicorn `when_ready` hook that stops the server once `parent` has died."""
 
-    def watch() -> None:
-        while os.getppid() == parent:  # an orphan is re-parented: the pid changes
-            time.sleep(0.2)
-        log.warning("parent process gone; stopping", extra={"parent": parent})
-        os.kill(os.getpid(), signal.SIGTERM)
-
     def when_ready(_server: object) -> None:
-        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+        _when_orphaned(parent, lambda: os.kill(os.getpid(), signal.SIGTERM))
 
     return when_ready
+
+
+def _when_orphaned(
+    parent: int, stop: Callable[[], None], stopping: threading.Event | None = None
+) -> None:
+    """Call `stop` once this process's parent `parent` is gone (an orphan is re-parented: the
+    pid changes), from a thread that ends early once `stopping` is set."""
+    idle = stopping or threading.Event()
+
+    def watch() -> None:
+        while os.getppid() == parent and not idle.wait(0.2):
+            pass
+        if not idle.is_set():
+            log.warning("parent process gone; stopping", extra={"parent": parent})
+            stop()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _watcher(settings: Settings, args: argparse.Namespace) -> int:
@@ -374,7 +384,7 @@ def _broadcaster(settings: Settings, args: argparse.Namespace) -> int:
     stopping = _stop_on_signal()
     crash = _Crash(stopping)
     if args.supervised:  # a child of --processes: it must not outlive its parent (kill -9)
-        _stop_when_orphaned(stopping)
+        _when_orphaned(os.getppid(), stopping.set, stopping)
     _open_files_for(settings.max_connections)
     store = open_store(settings)
     limits = configured.limits(settings)
@@ -432,20 +442,6 @@ def _open_files_for(connections: int) -> None:
             "more connections allowed than open files",
             extra={"max_connections": connections, "open_files": hard},
         )
-
-
-def _stop_when_orphaned(stopping: threading.Event) -> None:
-    """Set `stopping` once this process's parent is gone (re-parented: the pid changes)."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent and not stopping.wait(0.2):
-            pass
-        if not stopping.is_set():
-            log.warning("parent process gone; stopping", extra={"parent": parent})
-            stopping.set()
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _consume(settings: Settings, args: argparse.Namespace) -> int:

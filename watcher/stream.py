@@ -66,7 +66,6 @@ class Watcher:
         self._lease = lease
         self._max_event_bytes = max_event_bytes
         self._renewed = 0.0
-        self._held_until = 0.0  # monotonic time the lease is ours until, as last renewed
         self.role = "starting"  # then active, standby or retrying: what health checks report
         self._prepared = False
         self._images = False
@@ -89,7 +88,6 @@ class Watcher:
                 self._tail(stop)
             except LeaseLost as error:
                 log.error("lease lost; standing by", extra={"error": str(error)})
-                self._held_until = 0.0
                 self.healthy.clear()
                 self._set_role("standby")
             except Exception as error:  # one rule for long-running loops: log, back off, go on
@@ -106,7 +104,6 @@ class Watcher:
                 )
                 stop.wait(delay)
         self.healthy.clear()
-        self._held_until = 0.0
         if self._lease is not None and self.role == "active":
             try:
                 self._lease.release()  # let a standby take over now, not at expiry
@@ -135,20 +132,12 @@ class Watcher:
         with self._changed:
             self._changed.notify_all()
 
-    @property
-    def leading(self) -> bool:
-        """Tell whether this watcher holds the lease (it alone publishes), as last renewed."""
-        if self._lease is None:
-            return self.role in {"active", "retrying"}
-        return time.monotonic() < self._held_until
-
     def _hold_lease(self) -> bool:
         if self._lease is None:
             return True
         now = time.monotonic()
         held = self._lease.acquire()
         self._renewed = now
-        self._held_until = now + self._lease.ttl if held else 0.0
         return held
 
     def _standby_poll(self) -> float:
