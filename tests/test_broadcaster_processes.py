@@ -18,6 +18,7 @@ from desks.settings import Settings
 from launcher.broadcasters import QUICK_DEATHS, BroadcasterProcesses
 from tests.broadcaster.test_hostile_peers import Log
 from tests.conftest import free_port, wait_until
+from tests.faults.test_broadcaster_kill import children, gone
 from tests.processes import desks_env, spawned
 
 
@@ -132,3 +133,17 @@ def test_metrics_on_the_shared_port_answer_for_every_process(tmp_path):
             return scraped
 
         wait_until(lambda: set(counted()) == {10.0})  # within a gauge refresh (1 s)
+
+
+def test_children_stop_when_their_parent_is_killed(tmp_path):
+    env = desks_env(DESKS_EMBEDDED_PATH=str(tmp_path / "store.sqlite3"))
+    command = ("broadcaster", "--port", "0", "--processes", "2")
+    with spawned(tmp_path / "group.log", env, *command) as parent:
+        log = (tmp_path / "group.log").read_text
+        wait_until(lambda: log().count("msg=listening") == 2, 30)
+        serving = children(parent.pid)
+        assert len(serving) == 2
+        parent.send_signal(signal.SIGKILL)  # no stop() to stop them: they notice by themselves
+        parent.wait(10)
+        wait_until(lambda: all(gone(pid) for pid in serving), 10)
+    assert log().count("parent process gone; stopping") == 2
