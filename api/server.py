@@ -15,6 +15,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask
+from gunicorn import glogging
 from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers import gthread
@@ -33,7 +34,11 @@ REQUEST_READ_TIMEOUT_S = 10
 
 
 def gunicorn_options(
-    bind: str, workers: int, threads: int, control_socket: str | None = None
+    bind: str,
+    workers: int,
+    threads: int,
+    control_socket: str | None = None,
+    log_level: str = "INFO",
 ) -> dict[str, Any]:
     """Return the gunicorn settings of `desks api` and `desks up`: one production server."""
     return {
@@ -56,29 +61,46 @@ def gunicorn_options(
         "limit_request_fields": LIMIT_REQUEST_FIELDS,
         "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
         "accesslog": None,  # the app logs one structured line a request
-        "logconfig_dict": LOGCONFIG,
+        "logger_class": "api.server.NoAccessLogger",
+        "logconfig_dict": logconfig(log_level),
     }
 
 
-# gunicorn's own lines in the same escaped format as everything else: they quote request
-# lines and headers, which must not reach the log raw.
-LOGCONFIG: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"logfmt": {"()": "desks.logs.formatter"}},  # DESKS_LOG_FORMAT's choice
-    "handlers": {
-        "stderr": {
-            "class": "logging.StreamHandler",
-            "formatter": "logfmt",
-            "stream": "ext://sys.stderr",
-        }
-    },
-    "root": {"level": "INFO", "handlers": ["stderr"]},
-    "loggers": {
-        "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
-        "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
-    },
-}
+def logconfig(level: str) -> dict[str, Any]:
+    """Return gunicorn's logging of the workers: DESKS_LOG_LEVEL, in our format.
+
+    gunicorn's own lines take the same escaped format as everything else: they quote request
+    lines and headers, which must not reach the log raw. The level applies to the app's lines
+    too: gunicorn configures logging in each worker after `desks api` did in its parent.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"logfmt": {"()": "desks.logs.formatter"}},  # DESKS_LOG_FORMAT's choice
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "logfmt",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": level, "handlers": ["stderr"]},
+        "loggers": {
+            "gunicorn.error": {"level": level, "handlers": ["stderr"], "propagate": False},
+            "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+        },
+    }
+
+
+class NoAccessLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's logger without its access log: the app logs one structured line a request.
+
+    With a `logconfig_dict` gunicorn builds every request's access-log fields (headers,
+    environ) even when `gunicorn.access` drops the line: 3% of a POST's CPU, for nothing.
+    """
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        """Log nothing."""
 
 
 def write_json_error(sock: Any, status_int: int, reason: str, message: str) -> None:

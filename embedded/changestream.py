@@ -29,6 +29,7 @@ from embedded.oplog import (
     Oplog,
     failure,
 )
+from embedded.pipelines import UNSURE, compile_pipeline
 
 _FULL_DOCUMENT = {None, "default", "updateLookup", "whenAvailable", "required"}
 _BEFORE_CHANGE = {None, "off", "whenAvailable", "required"}
@@ -96,6 +97,7 @@ class EmbeddedChangeStream:
         self._scope = scope
         self._lookup = lookup
         self._pipeline = [dict(stage) for stage in pipeline or []]
+        self._fast = compile_pipeline(self._pipeline) if self._pipeline else None
         self._full_document = full_document
         self._before_change = full_document_before_change
         self._max_await = (1000 if max_await_time_ms is None else max_await_time_ms) / 1000
@@ -273,7 +275,12 @@ class EmbeddedChangeStream:
         return self._through_pipeline(self._event(entry))
 
     def _through_pipeline(self, change: Document) -> Document | None:
-        if self._pipeline:
+        fast = self._fast(change) if self._fast is not None else UNSURE
+        if fast is None:
+            return None
+        if fast is not UNSURE:
+            change = fast
+        elif self._pipeline:
             try:
                 matched = list(process_pipeline([change], None, self._pipeline, None))
             except NotImplementedError as error:

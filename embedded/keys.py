@@ -104,6 +104,8 @@ def class_end(type_byte: int) -> bytes:
 
 
 def _number(value: int | float | Decimal128) -> bytes:
+    if type(value) is int and value:
+        return _integer(value)  # seqs, versions: the common keys, without a Decimal
     number = value.to_decimal() if isinstance(value, Decimal128) else Decimal(value)
     if number.is_nan():
         return bytes([_NAN])
@@ -111,7 +113,7 @@ def _number(value: int | float | Decimal128) -> bytes:
         return bytes([_NEG_INF if number < 0 else _POS_INF])
     if number == 0:
         return bytes([_ZERO])  # -0.0 and 0 are one key, as in MongoDB
-    magnitude = _magnitude(abs(number))
+    magnitude = _magnitude(number.copy_abs())  # abs() would round to 28 digits
     if number < 0:
         return bytes([_NEGATIVE]) + invert(magnitude)
     return bytes([_POSITIVE]) + magnitude
@@ -130,6 +132,21 @@ def _magnitude(number: Decimal) -> bytes:
         + bytes(digit + 1 for digit in digits)  # 1..10, above the terminator
         + _END
     )
+
+
+def _integer(value: int) -> bytes:
+    # _magnitude's key of a non-zero integer, from its decimal digits: exponent 0, so the
+    # scale is the number of digits, and the digits less trailing zeros map 0..9 to 1..10.
+    digits = str(abs(value))
+    magnitude = (
+        struct.pack(">H", len(digits) + _EXPONENT_BIAS)
+        + digits.rstrip("0").encode().translate(_DIGIT_BYTES)
+        + _END
+    )
+    return bytes([_NEGATIVE]) + invert(magnitude) if value < 0 else bytes([_POSITIVE]) + magnitude
+
+
+_DIGIT_BYTES = bytes.maketrans(b"0123456789", bytes(range(1, 11)))
 
 
 def _string(text: str) -> bytes:

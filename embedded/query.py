@@ -71,6 +71,9 @@ def plan(
     for index in (ID, *collection.indexes):
         if index.sparse:
             continue  # it leaves documents out: only a filter excluding null could use it
+        lead = index.fields[0][0]
+        if lead not in filter and not (sort and sort[0][0] == lead):
+            continue  # it neither pins, bounds nor orders by its first field: it cannot win
         candidate = _plan_index(index, filter, sort)
         if candidate is None:
             continue

@@ -301,7 +301,9 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
     from api.server import GunicornServer, gunicorn_options
 
     bind = f"fd://{args.fd}" if args.fd is not None else f"{args.host}:{args.port}"
-    options = gunicorn_options(bind, args.workers, args.threads, args.control_socket)
+    options = gunicorn_options(
+        bind, args.workers, args.threads, args.control_socket, settings.log_level
+    )
 
     def forget_worker(_server: object, worker: Any) -> None:
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

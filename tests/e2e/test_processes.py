@@ -181,3 +181,19 @@ def test_up_stopped_and_started_again_keeps_desks_log_and_epoch(tmp_path):
         assert [e["seq"] for e in all_events(second.api)] == [1, 2, 3, 4]
     finally:
         second.close()
+
+
+def test_api_workers_log_at_the_level_asked(tmp_path):
+    """gunicorn configures logging again in each worker: DESKS_LOG_LEVEL must survive it."""
+    store = str(tmp_path / "store.sqlite3")
+    lines = {}
+    for level in ("INFO", "WARNING"):
+        port = free_port()
+        log = tmp_path / f"api-{level}.log"
+        env = desks_env(DESKS_EMBEDDED_PATH=store, DESKS_LOG_LEVEL=level)
+        with spawned(log, env, "api", "--port", str(port), "--workers", "1"):
+            wait_until(lambda port=port: http_status(f"http://127.0.0.1:{port}/readyz") == 200, 30)
+            post_desk(f"http://127.0.0.1:{port}", f"Mesa {level}")
+        lines[level] = log.read_text().splitlines()
+    assert any("msg=request" in line for line in lines["INFO"]), lines["INFO"]
+    assert not [line for line in lines["WARNING"] if "level=info" in line], lines["WARNING"]

@@ -8,7 +8,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from bson import Decimal128, Int64, MaxKey, MinKey, ObjectId
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from embedded import keys
@@ -103,3 +103,12 @@ def test_successor_bounds_every_key_with_that_prefix(prefix, rest):
     bound = successor(key)
     assert bound is not None and key < bound
     assert keys.encode(prefix) + keys.encode(rest) < bound
+
+
+@given(st.one_of(st.integers(-(2**63), 2**63 - 1), st.integers(-(10**34) + 1, 10**34 - 1)))
+@example(10**28 + 1)  # 29 digits: abs() of a Decimal rounded it to 10**28's key
+def test_an_integer_has_the_key_of_the_same_decimal(value):
+    # Integers take a path of their own (no Decimal): the key must be the one numbers share.
+    assert keys.encode(value) == keys.encode(Decimal128(str(value)))
+    if -(2**63) <= value < 2**63:
+        assert keys.encode(value) == keys.encode(Int64(value))

@@ -218,3 +218,30 @@ def test_a_long_scan_reads_each_row_once_however_many_batches(long_scan, sort, w
         cost[size] = steps[0]
         assert found == list(ids(size))
     assert cost[LONG] < 6 * cost[LONG // 4], cost
+
+
+fields = st.sampled_from(["a", "b", "_id"])
+sorts = st.lists(st.tuples(fields, st.sampled_from([1, -1])), max_size=2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(filter=st.fixed_dictionaries({}, optional={"a": conditions, "b": conditions}), sort=sorts)
+def test_the_planner_chooses_as_if_it_had_tried_every_index(filter, sort):
+    # plan() skips an index whose first field the filter does not name and the sort does not
+    # start with (it pins nothing, bounds nothing, gives no order): the choice is unchanged.
+    indexes = (
+        query.Index(1, "a_1_b_-1", (("a", 1), ("b", -1)), False, False),
+        query.Index(2, "b_1", (("b", 1),), False, False),
+        query.Index(3, "b_1_a_1", (("b", 1), ("a", 1)), True, False),
+    )
+    best = None
+    for index in (query.ID, *indexes):  # every index tried, scored as plan() scores them
+        candidate = query._plan_index(index, filter, sort)
+        if candidate is None:
+            continue
+        tried, pinned, ranged = candidate
+        score = (pinned * 2 + ranged, int(tried.sorted), int(index.unique))
+        if (pinned or ranged or (sort and tried.sorted)) and (best is None or score > best[0]):
+            best = (score, tried)
+    expected = best[1] if best else query.Plan(None, sorted=not sort, exact=not filter)
+    assert query.plan(query.Collection(9, "db", "c", False, indexes), filter, sort) == expected
