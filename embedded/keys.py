@@ -104,7 +104,7 @@ def class_end(type_byte: int) -> bytes:
 
 
 def _number(value: int | float | Decimal128) -> bytes:
-    if type(value) is int and value:
+    if type(value) is int and value and -_EXACT < value < _EXACT:
         return _integer(value)  # seqs, versions: the common keys, without a Decimal
     number = value.to_decimal() if isinstance(value, Decimal128) else Decimal(value)
     if number.is_nan():
@@ -113,7 +113,7 @@ def _number(value: int | float | Decimal128) -> bytes:
         return bytes([_NEG_INF if number < 0 else _POS_INF])
     if number == 0:
         return bytes([_ZERO])  # -0.0 and 0 are one key, as in MongoDB
-    magnitude = _magnitude(number.copy_abs())  # abs() would round to 28 digits
+    magnitude = _magnitude(abs(number))
     if number < 0:
         return bytes([_NEGATIVE]) + invert(magnitude)
     return bytes([_POSITIVE]) + magnitude
@@ -147,6 +147,9 @@ def _integer(value: int) -> bytes:
 
 
 _DIGIT_BYTES = bytes.maketrans(b"0123456789", bytes(range(1, 11)))
+# abs() of a Decimal rounds to its context's 28 digits, and store files hold the keys it made
+# (0.1 as a float is 55 digits exactly): integers take the exact path only below that.
+_EXACT = 10**28
 
 
 def _string(text: str) -> bytes:
