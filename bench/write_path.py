@@ -6,12 +6,15 @@ Each rep starts `desks up` (on a fresh store file) and the reference app (`bench
 same workers and threads), in turn, and drives each with the same client: `--writers`
 threads on HTTP keep-alive connections POSTing desks as fast as they are answered, opened
 the moment the server is ready (or `--settle` seconds later). The ratio of POST/s is taken
-within each rep, so a busy machine moves both sides alike.
+within each rep, so a busy machine moves both sides alike. CPU time per write is counted for
+each side's process tree: for `desks up`, its own process (watcher, broadcaster: `root`) and
+its children (gunicorn's arbiter and workers: the API, `descendants`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -22,7 +25,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, free_port, percentiles, record, run_threads
+from bench.common import (
+    RESULTS,
+    cpu_seconds,
+    free_port,
+    percentiles,
+    process_tree,
+    record,
+    run_threads,
+)
 from bench.store import Up, prefill, request
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,8 +68,9 @@ def _answers(port: int) -> bool:
         return False
 
 
-def drive(port: int, writes: int, writers: int) -> dict[str, Any]:
-    """POST `writes` desks from `writers` keep-alive connections; return rate and latency."""
+def drive(port: int, writes: int, writers: int, root: int | None = None) -> dict[str, Any]:
+    """POST `writes` desks from `writers` keep-alive connections; return rate and latency,
+    and with `root` the CPU time per write of that process and of its descendants."""
     post_ms: list[float] = []
     failures: list[str] = []
 
@@ -72,9 +84,29 @@ def drive(port: int, writes: int, writers: int) -> dict[str, Any]:
             if status != 201:
                 failures.append(str(status))
 
+    before = _cpu(root) if root is not None else {}
     elapsed = run_threads(write, writers)
     assert not failures, failures[:5]
-    return {"post_per_s": round(len(post_ms) / elapsed, 1), "post_ms": percentiles(post_ms)}
+    figures = {"post_per_s": round(len(post_ms) / elapsed, 1), "post_ms": percentiles(post_ms)}
+    if root is not None:
+        after = _cpu(root)
+        used = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+        per_write = 1e6 / len(post_ms)
+        figures["cpu_us_per_write"] = {
+            "all": round(sum(used.values()) * per_write),
+            "root": round(used.get(root, 0.0) * per_write),
+            "descendants": round((sum(used.values()) - used.get(root, 0.0)) * per_write),
+        }
+    return figures
+
+
+def _cpu(root: int) -> dict[int, float]:
+    """Return the CPU seconds of `root` and of each of its descendants, by pid."""
+    seconds: dict[int, float] = {}
+    for pid in process_tree(root):
+        with contextlib.suppress(OSError):
+            seconds[pid] = cpu_seconds(pid)
+    return seconds
 
 
 def main() -> None:
@@ -94,13 +126,13 @@ def main() -> None:
             up = Up(path, free_port(), free_port())
             try:
                 time.sleep(args.settle)
-                rep["desks_up"] = drive(up.port, args.writes, args.writers)
+                rep["desks_up"] = drive(up.port, args.writes, args.writers, up.process.pid)
             finally:
                 up.close()
             bare = BareApp(os.path.join(directory, "bare.sqlite3"))
             try:
                 time.sleep(args.settle)
-                rep["bare_app"] = drive(bare.port, args.writes, args.writers)
+                rep["bare_app"] = drive(bare.port, args.writes, args.writers, bare.process.pid)
             finally:
                 bare.close()
         rep["ratio"] = round(rep["desks_up"]["post_per_s"] / rep["bare_app"]["post_per_s"], 2)
