@@ -1,7 +1,7 @@
 """The deployment files: compose (one and three members), the image, Prometheus and Grafana.
 
 No container runs here (no Docker engine); what can be checked without one is: the files
-parse and say what the README says, and `docker compose config` accepts them where the tool
+parse and say what docs/operations.md says, and `docker compose config` accepts them where the tool
 exists.
 """
 

@@ -82,9 +82,9 @@ def test_settings_pass_to_a_child_process_through_the_environment_unchanged():
     assert set(ENVIRONMENT) == fields  # every setting has its variable
 
 
-def test_every_variable_is_documented_in_the_readme_and_env_example():
-    readme = (ROOT / "README.md").read_text()
+def test_every_variable_is_documented_in_the_configuration_page_and_env_example():
+    page = (ROOT / "docs" / "configuration.md").read_text()
     example = (ROOT / ".env.example").read_text()
     for variable in ENVIRONMENT.values():
-        assert f"`{variable}`" in readme, variable
+        assert f"`{variable}`" in page, variable
         assert variable in example, variable

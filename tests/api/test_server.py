@@ -93,7 +93,7 @@ def test_idle_and_slowly_sending_connections_are_closed(api):
 def test_stalled_requests_hold_threads_not_the_api(api):
     # Fewer stalled requests than one worker has threads (4): others are served at once. More
     # would queue behind them, for at most REQUEST_READ_TIMEOUT_S each: put a buffering proxy
-    # in front of an API that faces the internet (README).
+    # in front of an API that faces the internet (docs/api.md, "Serving").
     host, port = api
     stalled = [socket.create_connection((host, int(port))) for _ in range(3)]
     for sock in stalled:
