@@ -1,0 +1,1 @@
+"""The `desks` subcommands, one module each: `run(settings, args)` returns the exit status."""
