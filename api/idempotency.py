@@ -29,7 +29,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from desks.desk import utc_now
-from desks.store import majority
+from desks.store import rollback_safe
 
 Document = dict[str, Any]
 
@@ -80,7 +80,7 @@ class IdempotencyKeys:
     """The keys seen in the last `ttl` seconds and what their first request answered."""
 
     def __init__(self, database: Database[Document], ttl: float) -> None:
-        self._keys: Collection[Document] = majority(database[KEYS])
+        self._keys: Collection[Document] = rollback_safe(database[KEYS])
         # Right after a duplicate-key error: the record that collided, before it is majority
         # committed too (a majority read could miss it and take the key for expired).
         self._colliding: Collection[Document] = database[KEYS]

@@ -29,7 +29,7 @@ from desks.events import (
     EventFormatError,
     decode,
 )
-from desks.store import majority
+from desks.store import rollback_safe
 
 Document = dict[str, Any]
 
@@ -55,9 +55,9 @@ class EventLog:
     """Append-only, gap-free log of desk events, unique on seq and on the change's resume token."""
 
     def __init__(self, database: Database[Document]) -> None:
-        # Appended with w:majority, read with read concern majority (see store.majority).
-        self._events = majority(database[EVENTS])
-        self._meta = majority(database[META])
+        # Appended with w:majority, read with read concern majority (see store.rollback_safe).
+        self._events = rollback_safe(database[EVENTS])
+        self._meta = rollback_safe(database[META])
         # The log is append-only, so the registry as of a logged seq never changes: its total,
         # counted over the whole span (O(N)), is counted once, not once a page.
         self._totals: dict[tuple[str | None, int], int] = {}
@@ -89,7 +89,7 @@ class EventLog:
         last = self._events.find_one({}, sort=[("_id", DESCENDING)], projection={"_id": 1})
         return int(last["_id"]) if last else 0
 
-    def logged(self, tokens: Sequence[str]) -> dict[str, int]:
+    def logged_at(self, tokens: Sequence[str]) -> dict[str, int]:
         """Return the seq each of the changes with these resume tokens was logged at, for
         those already in the log."""
         found = self._events.find({"token": {"$in": list(tokens)}}, {"token": 1})
@@ -100,7 +100,7 @@ class EventLog:
         try:
             self._events.insert_one(_document(event, token))
         except DuplicateKeyError:
-            if self.logged([token]):
+            if self.logged_at([token]):
                 return False
             raise  # the seq is taken by another change: two writers, which must not happen
         return True
@@ -108,7 +108,7 @@ class EventLog:
     def append_many(self, entries: Sequence[tuple[Event, str]]) -> None:
         """Log events with consecutive seqs from head + 1, in one write, in order.
 
-        The caller leaves out changes already logged (see `logged`); a duplicate here means
+        The caller leaves out changes already logged (see `logged_at`); a duplicate here means
         another writer, and the write fails.
         """
         self._events.insert_many([_document(event, token) for event, token in entries])

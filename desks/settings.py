@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
@@ -250,29 +251,42 @@ class Settings:
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if not low <= value <= high:  # NaN fails this too
-        raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {raw.strip()}")
-    return value
+    return _bounded(env, name, default, low, high, float)
 
 
 def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    return _bounded(env, name, default, low, high, int)
+
+
+Bounded = TypeVar("Bounded", int, float)
+
+
+def _bounded(
+    env: Mapping[str, str],
+    name: str,
+    default: Bounded,
+    low: Bounded,
+    high: Bounded,
+    kind: type[Bounded],
+) -> Bounded:
+    """Return the variable `name` read as `kind` within [low, high], or `default` if unset."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = int(raw.strip())
+        value = kind(raw.strip())
     except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+        what = "an integer" if kind is int else "a number"
+        raise SettingsError(f"{name} must be {what}, got {raw!r}") from None
+    if not low <= value <= high:  # NaN fails this too
+        raise SettingsError(
+            f"{name} must be between {_shown(low)} and {_shown(high)}, got {_shown(value)}"
+        )
     return value
+
+
+def _shown(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:

@@ -41,12 +41,11 @@ class Store:
         self.client.close()
 
 
-def majority(collection: Collection[Document]) -> Collection[Document]:
-    """Return `collection` writing with w:majority and reading majority-committed data only.
-
-    On a replica set, what a failover can roll back: an event a client saw must never be
-    replaced by another with the same seq. The embedded store is one node: the same thing.
-    """
+def rollback_safe(collection: Collection[Document]) -> Collection[Document]:
+    """Return `collection` writing with w:majority and reading majority-committed data only:
+    what no failover can roll back (an event a client saw must never be replaced by another
+    with the same seq). The embedded store is one node, where every commit is that already:
+    its collection is returned as it is."""
     return collection.with_options(
         write_concern=WriteConcern("majority"), read_concern=ReadConcern("majority")
     )

@@ -10,7 +10,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from desks.desk import utc_now
-from desks.store import majority
+from desks.store import rollback_safe
 from watcher.lease import Lease, LeaseLost
 
 Document = dict[str, Any]
@@ -40,7 +40,7 @@ class Checkpoint:
         lease: Lease | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._checkpoints = majority(database[CHECKPOINTS])
+        self._checkpoints = rollback_safe(database[CHECKPOINTS])
         self._name = name
         self._interval = interval
         self._idle_interval = idle_interval

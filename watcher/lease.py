@@ -11,7 +11,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from desks.desk import utc_now
-from desks.store import majority
+from desks.store import rollback_safe
 from watcher.liveness import provably_gone, this_process
 
 log = logging.getLogger("desks.watcher")
@@ -38,7 +38,7 @@ class Lease:
     def __init__(
         self, database: Database[Document], owner: str, ttl: float, name: str = "desks"
     ) -> None:
-        self._leases = majority(database[LEASES])
+        self._leases = rollback_safe(database[LEASES])
         self.owner = owner
         self.ttl = ttl
         self._name = name

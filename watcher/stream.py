@@ -26,7 +26,7 @@ from desks.events import (
     from_change,
     version_of,
 )
-from desks.store import DESKS, Store, majority
+from desks.store import DESKS, Store, rollback_safe
 from watcher import metrics
 from watcher.checkpoint import Checkpoint
 from watcher.feed import ChangeFeed
@@ -276,7 +276,7 @@ class Watcher:
         # Majority-committed desks only: a change stream delivers majority-committed changes,
         # so everything the snapshot shows comes through the stream before its first empty
         # poll (which ends the settling); a desk read locally first could come after it.
-        for document in majority(self._store.desks).find().sort("_id", ASCENDING):
+        for document in rollback_safe(self._store.desks).find().sort("_id", ASCENDING):
             seq += 1
             desk = desk_json(document)
             snapshot = DeskSnapshot(seq, marker.at, desk["id"], version_of(desk), desk)
@@ -302,7 +302,7 @@ class Watcher:
         if not changes:
             return
         tokens = [change["_id"]["_data"] for change in changes]
-        logged = self._events.logged(tokens)
+        logged = self._events.logged_at(tokens)
         batch: list[tuple[DeskEvent, str]] = []
         states: dict[str, dict[str, Any]] = {}  # desks as this batch leaves them
         settling = self._settling

@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 
 from desks.settings import Settings
-from desks.store import open_store
-from launcher.system import System
-from tests.conftest import wait_until
+from tests.conftest import running_system, wait_until
 from tests.e2e.conftest import http
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,28 +113,20 @@ def test_consume_after_replays_then_follows(system, consume):
 
 
 def test_a_new_log_is_printed_from_its_first_event(consume):
-    def up(broadcaster_port):
-        settings = Settings(embedded_path=":memory:", api_port=0, broadcaster_port=broadcaster_port)
-        system = System(settings, open_store(settings))
-        system.start()
-        return system
+    def settings(broadcaster_port):
+        return Settings(embedded_path=":memory:", api_port=0, broadcaster_port=broadcaster_port)
 
-    first = up(0)
-    output = consume(first.broadcaster_url)
-    wait_until(lambda: "Conectado" in output())
-    http("POST", f"{first.api_url}/api/desks", {"name": "Vieja", "width": 1, "height": 1})
-    wait_until(lambda: "Vieja" in output())
-    first.stop()
-    first.store.close()
+    with running_system(settings(0)) as first:
+        output = consume(first.broadcaster_url)
+        wait_until(lambda: "Conectado" in output())
+        http("POST", f"{first.api_url}/api/desks", {"name": "Vieja", "width": 1, "height": 1})
+        wait_until(lambda: "Vieja" in output())
 
-    second = up(first.broadcaster_port)  # a new in-memory store: a new log, a new epoch
-    try:
+    # A new in-memory store on the same port: a new log, a new epoch.
+    with running_system(settings(first.broadcaster_port)) as second:
         for name in ("Nueva1", "Nueva2"):
             http("POST", f"{second.api_url}/api/desks", {"name": name, "width": 1, "height": 1})
         wait_until(lambda: "Nueva2" in output(), timeout=20)
         assert re.findall(r"Nueva mesa creada: (\w+)", output()) == ["Vieja", "Nueva1", "Nueva2"]
         assert "Nuevo registro de eventos" in output()
         assert "Historial no disponible" not in output()
-    finally:
-        second.stop()
-        second.store.close()

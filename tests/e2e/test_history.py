@@ -14,8 +14,7 @@ from desks.event_log import EventLog
 from desks.settings import Settings
 from desks.store import open_store
 from desks.verify import verify
-from launcher.system import System
-from tests.conftest import wait_until
+from tests.conftest import running_system, wait_until
 from tests.e2e.conftest import http
 from tests.embedded.conftest import REAL_URI
 
@@ -30,14 +29,12 @@ def system(request):
     else:
         database = f"desks_history_{uuid.uuid4().hex[:8]}"
         settings = Settings(mongodb_uri=REAL_URI, database=database, api_port=0, broadcaster_port=0)
-    store = open_store(settings)
-    system = System(settings, store)
-    system.start()
-    yield system
-    system.stop()
+    with running_system(settings) as system:
+        yield system
     if request.param == "mongodb":
+        store = open_store(settings)
         store.client.drop_database(settings.database)
-    store.close()
+        store.close()
 
 
 def lived_and_died(system):
