@@ -6,6 +6,8 @@ import re
 
 from api import create_app
 
+IMPORTED = re.compile(r'from "\./([\w.]+)";$', re.M)  # a module's imports of its siblings
+
 
 def broadcaster_of(html: str) -> str:
     found = re.search(r'<meta name="desks-broadcaster" content="([^"]*)">', html)
@@ -55,3 +57,18 @@ def test_a_markup_injecting_host_header_is_refused(client):
     response = client.get("/", headers={"Host": 'x"><script>alert(1)</script>'})
     assert response.status_code == 400
     assert "<script>alert(1)" not in response.text
+
+
+def test_every_module_the_page_imports_is_served_as_javascript(client):
+    # The dashboard is ES modules served as they are: a module missing or served as another
+    # type would stop the page in every browser (strict MIME checking for modules).
+    pending, seen = ["dashboard.js"], set()
+    while pending:
+        name = pending.pop()
+        seen.add(name)
+        with client.get(f"/static/{name}") as served:
+            assert served.status_code == 200, name
+            assert served.mimetype == "text/javascript", (name, served.mimetype)
+            source = served.get_data(as_text=True)
+        pending += [found for found in IMPORTED.findall(source) if found not in seen]
+    assert {"live.js", "rows.js", "table.js", "form.js", "token.js"} <= seen
