@@ -32,8 +32,8 @@ class WriterQueue:
     """An exclusive flock(2) on `<store>-writers.lock`, held around each write transaction.
 
     One per store and process; threads of the process queue before it (the engine's
-    FairLock), so one thread at a time acquires. Every field is read and written under
-    `_state`, which the at-fork hooks hold across a fork.
+    FairLock, `embedded.fairlock`), so one thread at a time acquires. Every field is read and
+    written under `_state`, which the at-fork hooks hold across a fork.
     """
 
     def __init__(self, store_path: str) -> None:

@@ -17,7 +17,8 @@ import pytest
 from pymongo.errors import AutoReconnect
 
 from embedded import EmbeddedClient
-from embedded.engine import Engine, FairLock, StoreFormatError
+from embedded.engine import Engine, StoreFormatError
+from embedded.fairlock import FairLock
 from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
