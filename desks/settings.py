@@ -279,9 +279,8 @@ def _bounded(
         what = "an integer" if kind is int else "a number"
         raise SettingsError(f"{name} must be {what}, got {raw!r}") from None
     if not low <= value <= high:  # NaN fails this too
-        raise SettingsError(
-            f"{name} must be between {_shown(low)} and {_shown(high)}, got {_shown(value)}"
-        )
+        shown = raw.strip() if kind is float else str(value)  # as typed: 1e400, not inf
+        raise SettingsError(f"{name} must be between {_shown(low)} and {_shown(high)}, got {shown}")
     return value
 
 

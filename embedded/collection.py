@@ -7,14 +7,11 @@ and life cycle (`collection_indexes`), over what they share (`collection_core`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pymongo import collection as pymongo_collection
 
 from embedded.changestream import EmbeddedChangeStream, Scope
-
-if TYPE_CHECKING:
-    pass
 from embedded.collection_core import CollectionCore
 from embedded.collection_indexes import CollectionIndexes
 from embedded.collection_reads import CollectionReads

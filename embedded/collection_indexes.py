@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import bson
 from mongomock import helpers
 from pymongo.errors import OperationFailure
 
 from embedded.catalog import ID, ID_INDEX
-from embedded.options import refuse_unsupported
-
-if TYPE_CHECKING:
-    pass
 from embedded.collection_core import CollectionCore
+from embedded.options import refuse_unsupported
 
 Document = dict[str, Any]
 

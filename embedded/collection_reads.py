@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mongomock import helpers
 from mongomock.aggregate import process_pipeline
 from pymongo.errors import OperationFailure
 
 from embedded import documents, keys, query
+from embedded.collection_core import CollectionCore
 from embedded.cursor import Cursor, rows, sort_spec
 from embedded.options import refuse_unsupported
-
-if TYPE_CHECKING:
-    pass
-from embedded.collection_core import CollectionCore
 
 Document = dict[str, Any]
 

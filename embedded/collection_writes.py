@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.common import validate_ok_for_replace, validate_ok_for_update
@@ -11,13 +11,10 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.results import DeleteResult, InsertManyResult, InsertOneResult, UpdateResult
 
 from embedded import documents
+from embedded.collection_core import CollectionCore
 from embedded.cursor import sort_spec
 from embedded.options import refuse_unsupported
 from embedded.writes import Transaction, check_document
-
-if TYPE_CHECKING:
-    pass
-from embedded.collection_core import CollectionCore
 
 Document = dict[str, Any]
 

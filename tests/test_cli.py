@@ -399,3 +399,37 @@ def test_replay_as_of_behind_a_path_prefix_keeps_to_it(tmp_path):
     assert [json.loads(line)["name"] for line in result.stdout.splitlines()] == ["D0", "D1"]
     assert [path.split("?")[0] for path, _ in seen] == ["/prefix/api/desks"] * 2
     assert {token for _, token in seen} == {"Bearer t0k"}
+
+
+def test_replay_stops_when_the_apis_next_page_does_not_move_on():
+    # A server answering full pages that end at the same seq would be read forever.
+    import http.server
+    import threading
+    from urllib.parse import parse_qs, urlsplit
+
+    requests: list[str] = []
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            limit = int(parse_qs(urlsplit(self.path).query)["limit"][0])
+            body = json.dumps([{"seq": 1, "type": "desk_deleted"}] * limit).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = f"http://127.0.0.1:{server.server_address[1]}"
+        result = desks("replay", "--api", api, "--after", "1")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 1
+    assert "does not move on" in result.stderr
+    assert len(requests) == 1

@@ -4,7 +4,7 @@ import { LABELS, summary } from "./feed.js";
 import { describe } from "./form.js";
 import { PAGE_SIZE, $, time } from "./page.js";
 import { api, totalOf } from "./rest.js";
-import { table, cell } from "./rows.js";
+import { cell } from "./rows.js";
 
 export const history = { kind: null, page: 1, seq: null };
 

@@ -67,7 +67,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             return f"{base}{path}?{urlencode({'after': after, 'limit': size})}"
 
         def following(items: list[Any], cursor: int | None, size: int) -> int | None:
-            return int(items[-1]["seq"]) if len(items) == size else None  # a short page: the end
+            if len(items) < size:
+                return None  # a short page: the end
+            seq = items[-1].get("seq") if isinstance(items[-1], dict) else None
+            return seq if isinstance(seq, int) else -1  # no seq to go on from: does not move on
 
     position: int | None = after
     while position is not None and (remaining is None or remaining > 0):
@@ -78,11 +81,13 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         items, cursor = read
         for item in items:
             _print_json(item)
+        if remaining is not None:
+            remaining -= len(items)
+            if remaining <= 0:
+                break  # all that was asked for
         step = following(items, cursor, size)
         if step is not None and step <= position:
             print(f"desks replay: the API's next page does not move on ({step})", file=sys.stderr)
             return 1
         position = step
-        if remaining is not None:
-            remaining -= len(items)
     return 0
