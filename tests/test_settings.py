@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from desks.settings import ENVIRONMENT, Settings, SettingsError
@@ -85,6 +87,16 @@ def test_settings_pass_to_a_child_process_through_the_environment_unchanged():
 def test_every_variable_is_documented_in_the_configuration_page_and_env_example():
     page = (ROOT / "docs" / "configuration.md").read_text()
     example = (ROOT / ".env.example").read_text()
+    rows = dict(re.findall(r"^\| `([A-Z_]+)` \| ([^|]+) \|", page, re.M))
+    defaults = Settings().environ()
     for variable in ENVIRONMENT.values():
         assert f"`{variable}`" in page, variable
+        documented = rows[variable].strip().strip("`")
+        default = defaults.get(variable)
+        if default is None:
+            assert documented == "—", (variable, documented)
+        elif default.replace(".", "", 1).isdigit():
+            assert float(documented) == float(default), (variable, documented, default)
+        else:
+            assert documented.lower() == default.lower(), (variable, documented, default)
         assert variable in example, variable
