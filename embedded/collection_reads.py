@@ -9,7 +9,7 @@ from mongomock import helpers
 from mongomock.aggregate import process_pipeline
 from pymongo.errors import OperationFailure
 
-from embedded import documents, keys, query
+from embedded import documents, keys, planner, query
 from embedded.collection_core import CollectionCore
 from embedded.cursor import Cursor, rows, sort_spec
 from embedded.options import refuse_unsupported
@@ -51,7 +51,7 @@ class CollectionReads(CollectionCore):
             collection = self._info(connection)
             if collection is None:
                 return 0
-        plan = query.plan(collection, prepared, ())
+        plan = planner.plan(collection, prepared, ())
         if plan.exact:
             found = max(0, query.count(self._engine.read, collection, plan, query.Stats()) - skip)
             return min(found, abs(limit)) if limit else found

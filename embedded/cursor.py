@@ -10,7 +10,7 @@ from typing import Any
 from mongomock import helpers
 from pymongo.errors import InvalidOperation
 
-from embedded import documents, query
+from embedded import documents, planner, query
 from embedded.catalog import Collection
 
 Document = dict[str, Any]
@@ -41,7 +41,7 @@ def rows(
 ) -> Iterator[query.Row]:
     """Yield the (record id, document) pairs a query selects, in order."""
     stats = stats if stats is not None else query.Stats()
-    plan = query.plan(collection, filter, sort)
+    plan = planner.plan(collection, filter, sort)
     stats.plans.append(plan)
     unfiltered = plan.exact  # the key ranges already say all the filter says
     in_order = not sort or plan.sorted
@@ -166,7 +166,7 @@ class Cursor:
         self._check_unstarted()
         for _ in self._start():
             pass
-        plan = self._stats.plans[0] if self._stats.plans else query.Plan(None)
+        plan = self._stats.plans[0] if self._stats.plans else planner.Plan(None)
         winning: Document = {"stage": plan.stage}
         if plan.index is not None:
             winning.update(

@@ -13,7 +13,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from embedded import keys
-from embedded.query import successor
+from embedded.planner import successor
 
 numbers = st.one_of(
     st.integers(min_value=-(2**63), max_value=2**63 - 1),

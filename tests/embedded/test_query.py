@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pymongo import ASCENDING, DESCENDING
 
-from embedded import EmbeddedClient, documents, engine, query
+from embedded import EmbeddedClient, documents, engine, planner, query
 
 SIZE = 5000
 
@@ -230,18 +230,18 @@ def test_the_planner_chooses_as_if_it_had_tried_every_index(filter, sort):
     # plan() skips an index whose first field the filter does not name and the sort does not
     # start with (it pins nothing, bounds nothing, gives no order): the choice is unchanged.
     indexes = (
-        query.Index(1, "a_1_b_-1", (("a", 1), ("b", -1)), False, False),
-        query.Index(2, "b_1", (("b", 1),), False, False),
-        query.Index(3, "b_1_a_1", (("b", 1), ("a", 1)), True, False),
+        planner.Index(1, "a_1_b_-1", (("a", 1), ("b", -1)), False, False),
+        planner.Index(2, "b_1", (("b", 1),), False, False),
+        planner.Index(3, "b_1_a_1", (("b", 1), ("a", 1)), True, False),
     )
     best = None
-    for index in (query.ID, *indexes):  # every index tried, scored as plan() scores them
-        candidate = query._plan_index(index, filter, sort)
+    for index in (planner.ID, *indexes):  # every index tried, scored as plan() scores them
+        candidate = planner._plan_index(index, filter, sort)
         if candidate is None:
             continue
         tried, pinned, ranged = candidate
         score = (pinned * 2 + ranged, int(tried.sorted), int(index.unique))
         if (pinned or ranged or (sort and tried.sorted)) and (best is None or score > best[0]):
             best = (score, tried)
-    expected = best[1] if best else query.Plan(None, sorted=not sort, exact=not filter)
-    assert query.plan(query.Collection(9, "db", "c", False, indexes), filter, sort) == expected
+    expected = best[1] if best else planner.Plan(None, sorted=not sort, exact=not filter)
+    assert planner.plan(planner.Collection(9, "db", "c", False, indexes), filter, sort) == expected
