@@ -7,11 +7,9 @@ Routes: `/` for dashboards and consoles (optionally `?after=<seq>&epoch=<epoch>`
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import threading
 import time
-import weakref
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
@@ -25,12 +23,13 @@ from broadcaster.admission import Admission
 from broadcaster.connections import Connections, close
 from broadcaster.fanout import Fanout
 from broadcaster.follower import AWAIT_MS, LogFollower, Update, Window
+from broadcaster.gate import Gate
 from broadcaster.history import History, SequenceGap
 from broadcaster.limits import Limits
 from broadcaster.peer import POLICY_VIOLATION, Allowance, GuardedConnection, remote
 from broadcaster.probes import PROBES, answer_probe
-from broadcaster.query import BadQuery, parse_query, query_token
-from desks.auth import READ, AuthError, Grant, ScopeError, Verifier, bearer
+from broadcaster.query import BadQuery, parse_query
+from desks.auth import Verifier
 from desks.event_log import EventLog
 from desks.events import hello, reset
 from desks.hosts import PageOrigins
@@ -47,7 +46,6 @@ CLOSE_BUDGET = STOP_TIMEOUT / 2
 REPLAY_CHUNK = 200
 # How long a client may wait for `hello` while the broadcaster does not know its log yet.
 HELLO_WAIT = 0.5
-RETRY_AFTER_S = 5  # a client refused for the limits may try again after this
 GAUGE_SECONDS = 1.0  # how stale a gauge another process reports may be
 # The close code for a token that expired while connected (4000-4999: private use, RFC 6455).
 TOKEN_EXPIRED = 4401
@@ -65,11 +63,6 @@ class Broadcaster:
         verifier: Verifier | None = None,
         origins: PageOrigins | None = None,
     ) -> None:
-        self.origins = origins or PageOrigins()
-        self.verifier = verifier or Verifier()
-        self._grants: weakref.WeakKeyDictionary[ServerConnection, Grant] = (
-            weakref.WeakKeyDictionary()
-        )
         self._closing: set[asyncio.Task[None]] = set()
         self.history = History(retain)
         self.limits = limits or Limits()
@@ -85,7 +78,12 @@ class Broadcaster:
         self.following = threading.Event()  # set once it serves a log (its hello has a head)
         self.start_error: OSError | None = None
         self._connections = Connections()
-        self.admission = Admission(self.limits.max_connections, self.limits.max_per_address)
+        self.gate = Gate(
+            origins or PageOrigins(),
+            verifier or Verifier(),
+            Admission(self.limits.max_connections, self.limits.max_per_address),
+        )
+        self.admission = self.gate.admission
 
     @property
     def clients(self) -> set[ServerConnection]:
@@ -102,51 +100,7 @@ class Broadcaster:
             return answer_probe(connection, path, self._not_ready)
         if path != "/":
             return connection.respond(HTTPStatus.NOT_FOUND, "unknown path; connect to /\n")
-        # A browser's WebSocket is not fenced by CORS: any page the user opens could read the
-        # feed (cross-site WebSocket hijacking), unless its Origin is checked.
-        why = self.origins.refuse(request.headers.get("Origin"))
-        if why is not None:
-            log.warning("page refused", extra={"remote": remote(connection), "reason": why})
-            return connection.respond(HTTPStatus.FORBIDDEN, f"{why}\n")
-        token = bearer(request.headers.get("Authorization")) or query_token(request.path)
-        try:
-            grant = self.verifier.check(token, READ)
-        except (AuthError, ScopeError) as error:
-            log.warning(
-                "client refused", extra={"remote": remote(connection), "reason": str(error)}
-            )
-            status = (
-                HTTPStatus.UNAUTHORIZED if isinstance(error, AuthError) else HTTPStatus.FORBIDDEN
-            )
-            refused = connection.respond(status, f"{error}\n")
-            refused.headers["WWW-Authenticate"] = 'Bearer realm="desks"'
-            return refused
-        full = self._admit(connection)
-        if full is not None:
-            return full
-        if grant is not None:
-            self._grants[connection] = grant
-        return None
-
-    def _admit(self, connection: ServerConnection) -> Response | None:
-        """Count a client against the limits, or answer 503 with Retry-After."""
-        address = connection.remote_address[0] if connection.remote_address else "?"
-        why = self.admission.admit(address)
-        if why is None:
-            # Released once the TCP connection is gone, even if it went before this ran (a
-            # reset while websockets answered a ping sent with the request): a callback added
-            # to a done future still runs, once. A hook in connection_lost would miss that.
-            lost = connection.connection_lost_waiter
-            lost.add_done_callback(functools.partial(self._released, address))
-            return None
-        log.warning("client refused", extra={"remote": remote(connection), "reason": why})
-        refused = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, f"{why}; retry later\n")
-        refused.headers["Retry-After"] = str(RETRY_AFTER_S)
-        return refused
-
-    def _released(self, address: str, _lost: object) -> None:
-        # A partial of this, not a lambda: one is kept for every client (~50 bytes less each).
-        self.admission.release(address)
+        return self.gate.check(connection, request)
 
     def _gauge(self) -> None:
         """Set the gauges (explicitly: other processes read them from their files too)."""
@@ -219,7 +173,7 @@ class Broadcaster:
 
     def _close_at_expiry(self, connection: ServerConnection) -> asyncio.TimerHandle | None:
         """Close with 4401 when the token expires: the client may reconnect with a new one."""
-        grant = self._grants.get(connection)
+        grant = self.gate.grant_of(connection)
         if grant is None:
             return None
         loop = asyncio.get_running_loop()
