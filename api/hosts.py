@@ -7,11 +7,7 @@ from collections.abc import Iterable
 from flask import Flask, request
 from flask_smorest import abort
 
-from desks.hosts import host_allowed
-
-# Probes and scrapers name a replica by its address (a balancer's health check, Prometheus's
-# service discovery), and these answers build nothing from the Host: nothing to poison.
-PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+from desks.hosts import PROBES, host_allowed
 
 
 def register(app: Flask, hosts: Iterable[str]) -> None:

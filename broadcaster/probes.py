@@ -11,13 +11,11 @@ from websockets.http11 import Response
 
 from desks.metrics import exposition
 
-PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
-
 
 def answer_probe(
     connection: ServerConnection, path: str, not_ready: Callable[[], str | None]
 ) -> Response:
-    """Answer a probe of PROBES; `not_ready` says why clients cannot be served now, if so."""
+    """Answer a probe (`desks.hosts.PROBES`); `not_ready` says why clients cannot be served."""
     if path == "/healthz":
         return connection.respond(HTTPStatus.OK, "ok\n")
     if path == "/readyz":

@@ -27,12 +27,12 @@ from broadcaster.gate import Gate
 from broadcaster.history import History, SequenceGap
 from broadcaster.limits import Limits
 from broadcaster.peer import POLICY_VIOLATION, Allowance, GuardedConnection, remote
-from broadcaster.probes import PROBES, answer_probe
+from broadcaster.probes import answer_probe
 from broadcaster.query import BadQuery, parse_query
 from desks.auth import Verifier
 from desks.event_log import EventLog
 from desks.events import hello, reset
-from desks.hosts import PageOrigins
+from desks.hosts import PROBES, PageOrigins
 from desks.service import STOP_TIMEOUT
 
 log = logging.getLogger("desks.broadcaster")

@@ -15,6 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+# The paths of every service's probes and scrape. They answer whatever the Host: balancers'
+# health checks and Prometheus's discovery name a replica by its address, and these answers
+# build nothing from the Host, so there is nothing to poison.
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 # The names a server bound to loopback answers to (Django's default when DEBUG is on).
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 _WILDCARDS = {"0.0.0.0", "::", ""}
