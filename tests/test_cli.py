@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import shlex
@@ -10,9 +12,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -359,30 +363,19 @@ def test_replay_as_of_reads_a_registry_larger_than_a_page_by_its_cursor(system):
     assert [json.loads(line)["name"] for line in lines] == [f"D{n}" for n in range(1005)]
 
 
-def test_replay_as_of_behind_a_path_prefix_keeps_to_it(tmp_path):
-    # The API links its next page from its root (/api/desks?...); behind a proxy mounting it
-    # at /prefix, replay must stay under --api, and send its token nowhere else.
-    import http.server
-    import threading
-    from urllib.parse import parse_qs, urlsplit
-
-    seen: list[tuple[str, str | None]] = []
+@contextlib.contextmanager
+def scripted_api(answer):
+    """Serve GETs on a free port with `answer(path) -> (status, body, headers)`; yield its URL."""
 
     class Api(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            seen.append((self.path, self.headers.get("Authorization")))
-            url = urlsplit(self.path)
-            after = int(parse_qs(url.query)["after"][0])
-            if url.path != "/prefix/api/desks" or after > 1:
-                self.send_error(404)
-                return
-            body = json.dumps([{"name": f"D{after}"}]).encode()
-            self.send_response(200)
+            status, body, headers = answer(self.path, self.headers)
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
-            if after == 0:
-                self.send_header("Link", '</api/desks?as_of=9&after=1&page_size=1000>; rel="next"')
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(json.dumps(body).encode())
 
         def log_message(self, *args):
             pass
@@ -390,11 +383,28 @@ def test_replay_as_of_behind_a_path_prefix_keeps_to_it(tmp_path):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        api = f"http://127.0.0.1:{server.server_address[1]}/prefix"
-        result = desks("replay", "--api", api, "--as-of", "9", "--token", "t0k")
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_replay_as_of_behind_a_path_prefix_keeps_to_it(tmp_path):
+    # The API links its next page from its root (/api/desks?...); behind a proxy mounting it
+    # at /prefix, replay must stay under --api, and send its token nowhere else.
+    seen: list[tuple[str, str | None]] = []
+
+    def answer(path, headers):
+        seen.append((path, headers.get("Authorization")))
+        url = urlsplit(path)
+        after = int(parse_qs(url.query)["after"][0])
+        if url.path != "/prefix/api/desks" or after > 1:
+            return 404, {"code": 404}, {}
+        link = '</api/desks?as_of=9&after=1&page_size=1000>; rel="next"'
+        return 200, [{"name": f"D{after}"}], {"Link": link} if after == 0 else {}
+
+    with scripted_api(answer) as api:
+        result = desks("replay", "--api", f"{api}/prefix", "--as-of", "9", "--token", "t0k")
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["name"] for line in result.stdout.splitlines()] == ["D0", "D1"]
     assert [path.split("?")[0] for path, _ in seen] == ["/prefix/api/desks"] * 2
@@ -403,33 +413,15 @@ def test_replay_as_of_behind_a_path_prefix_keeps_to_it(tmp_path):
 
 def test_replay_stops_when_the_apis_next_page_does_not_move_on():
     # A server answering full pages that end at the same seq would be read forever.
-    import http.server
-    import threading
-    from urllib.parse import parse_qs, urlsplit
-
     requests: list[str] = []
 
-    class Api(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            requests.append(self.path)
-            limit = int(parse_qs(urlsplit(self.path).query)["limit"][0])
-            body = json.dumps([{"seq": 1, "type": "desk_deleted"}] * limit).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(path, _headers):
+        requests.append(path)
+        limit = int(parse_qs(urlsplit(path).query)["limit"][0])
+        return 200, [{"seq": 1, "type": "desk_deleted"}] * limit, {}
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        api = f"http://127.0.0.1:{server.server_address[1]}"
+    with scripted_api(answer) as api:
         result = desks("replay", "--api", api, "--after", "1")
-    finally:
-        server.shutdown()
-        server.server_close()
     assert result.returncode == 1
     assert "does not move on" in result.stderr
     assert len(requests) == 1
