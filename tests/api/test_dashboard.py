@@ -72,3 +72,7 @@ def test_every_module_the_page_imports_is_served_as_javascript(client):
             source = served.get_data(as_text=True)
         pending += [found for found in IMPORTED.findall(source) if found not in seen]
     assert {"live.js", "rows.js", "table.js", "form.js", "token.js"} <= seen
+    # Each is preloaded by the page: fetched at once, not one import level at a time.
+    page = client.get("/").get_data(as_text=True)
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/static/([\w.]+)">', page))
+    assert preloaded == seen - {"dashboard.js"}
