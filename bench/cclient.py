@@ -46,6 +46,7 @@ class CClients:
         sample_every: int = 0,
         sources: list[str] | None = None,
         path: str = "/",
+        pause_us: int = 0,
     ) -> None:
         shares = lean_client.split(count, processes)
         sources = sources or ["127.0.0.1"]
@@ -54,7 +55,7 @@ class CClients:
         self._workers = [
             subprocess.Popen(
                 [program, "127.0.0.1", str(port), str(share), sources[i % len(sources)], path]
-                + [str(sample_every), str(events)],
+                + [str(sample_every), str(events), str(pause_us)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,

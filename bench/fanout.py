@@ -3,6 +3,7 @@
     python -m bench.fanout --mode flood --clients 100,1000,5000 --events 200
     python -m bench.fanout --mode paced --clients 1000 --rate 50 --seconds 10
     python -m bench.fanout --mode flood --clients 5000 --servers ours --ours-processes 2
+    python -m bench.fanout --mode flood --clients 5000 --client c --client-pause-us 2000
 
 Each server runs alone in a process; K connections are held by lean clients (bench/
 lean_client.py) in --processes other processes; the same events go to each server in turn:
@@ -155,7 +156,9 @@ def _publish(
     sent = CONTEXT.Array("d", events + 1, lock=False)
     lean: Any
     if args.client == "c":
-        lean = cclient.CClients(port, clients, events, args.processes, args.sample_every)
+        lean = cclient.CClients(
+            port, clients, events, args.processes, args.sample_every, pause_us=args.client_pause_us
+        )
     else:
         lean = lean_client.Clients(port, clients, events, args.processes, args.sample_every, sent)
     connected = lean.connect()
@@ -212,6 +215,13 @@ def main() -> None:
         choices=("python", "c"),
         default="python",
         help="lean clients in Python, or in C (bench/lean_client.c: a fraction of the CPU)",
+    )
+    parser.add_argument(
+        "--client-pause-us",
+        type=int,
+        default=0,
+        help="C clients sleep this long after each round of reads, so that one read takes many "
+        "frames (a flood: clients far cheaper than the server; latencies late by up to this)",
     )
     parser.add_argument("--sample-every", type=int, default=10, help="time 1 connection in N")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")

@@ -1,13 +1,15 @@
 /* A lean WebSocket client in C, for fan-out benchmarks where the clients must cost far less
  * than the server: thousands of connections in one process, one epoll loop.
  *
- *   lean_client HOST PORT COUNT SOURCE PATH SAMPLE_EVERY EVENTS
+ *   lean_client HOST PORT COUNT SOURCE PATH SAMPLE_EVERY EVENTS [PAUSE_US]
  *
  * Connects COUNT clients from local address SOURCE (one address has ~28,000 ephemeral ports
  * towards one server port), sends one handshake each, then reads: unmasked server frames are
  * parsed from raw bytes, text frames counted (the first is the hello), pings answered with a
  * masked pong. For 1 connection in SAMPLE_EVERY it records when (CLOCK_MONOTONIC, the clock of
- * Python's time.monotonic()) the event with each seq <= EVENTS arrived.
+ * Python's time.monotonic()) the event with each seq <= EVENTS arrived. With PAUSE_US, once
+ * counting it sleeps that long after each round of reads, so that frames pile up and one read
+ * takes many: a flood costs it a fraction of the syscalls (arrivals are late by up to PAUSE_US).
  * Protocol with its parent on stdin/stdout, one line each:
  *   prints "connected N" once every connection is upgraded (or failed for good);
  *   reads a line (any) to start counting; then runs until every connection has EVENTS events
@@ -148,13 +150,15 @@ static void parse(conn_t *c, tally_t *tally) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 8) {
-        fprintf(stderr, "usage: %s HOST PORT COUNT SOURCE PATH SAMPLE_EVERY EVENTS\n", argv[0]);
+    if (argc != 8 && argc != 9) {
+        fprintf(stderr, "usage: %s HOST PORT COUNT SOURCE PATH SAMPLE_EVERY EVENTS [PAUSE_US]\n",
+                argv[0]);
         return 2;
     }
     const char *host = argv[1], *source = argv[4], *path = argv[5];
     int port = atoi(argv[2]), count = atoi(argv[3]), sample_every = atoi(argv[6]);
     long events = atol(argv[7]);
+    long pause_us = argc == 9 ? atol(argv[8]) : 0;
     conn_t *conns = calloc((size_t)count, sizeof *conns);
     double *arrivals = NULL; /* [sampled index][seq] */
     int sampled = 0;
@@ -267,6 +271,10 @@ int main(int argc, char **argv) {
             }
             c->len += (size_t)r;
             parse(c, &tally);
+        }
+        if (pause_us > 0 && n > 0) {
+            struct timespec pause = {.tv_sec = pause_us / 1000000, .tv_nsec = pause_us % 1000000 * 1000};
+            nanosleep(&pause, NULL);
         }
     }
     double cpu = cpu_seconds() - cpu0;

@@ -9,7 +9,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from broadcaster import metrics
-from broadcaster.peer import GuardedConnection, close_soon
+from broadcaster.peer import GuardedConnection, close_soon, cut, remote
 
 log = logging.getLogger("desks.broadcaster")
 
@@ -70,16 +70,29 @@ class Fanout:
         # so it is serialized once, as gorilla/websocket's PreparedMessage does and as
         # websockets' author suggests (python-websockets/websockets#931).
         frame = Frame(Opcode.TEXT, message.encode()).serialize(mask=False)
+        skipped = 0
+        failed: list[tuple[ServerConnection, Exception]] = []
         for connection in self.clients:
             # As broadcast(): skip a connection that is closing. No fragmented send can be in
             # progress: the broadcaster sends each message whole.
             if connection.protocol.state is not State.OPEN:
+                skipped += 1
                 continue
             try:
                 connection.transport.write(frame)
-            except Exception as error:  # as broadcast(): one failed write stops no other
-                log.warning("skipped a client: write failed", extra={"error": repr(error)})
-        return len(self.clients)
+            except Exception as refused:  # one failed write stops no other
+                failed.append((connection, refused))
+        sent = len(self.clients) - skipped - len(failed)
+        for connection, error in failed:
+            # It missed this event: cut it rather than send it the next ones after a gap; it
+            # reconnects and resumes after the last event it got.
+            self.discard(connection)
+            log.warning(
+                "client cut: write failed",
+                extra={"remote": remote(connection), "error": repr(error)},
+            )
+            cut(connection)
+        return sent
 
     def _went_full(self, connection: ServerConnection) -> None:
         # Called inside a write, maybe inside the loop of send(): only note it.

@@ -52,8 +52,8 @@ TOKEN_EXPIRED = 4401
 
 
 class Broadcaster:
-    """Fan the log's events out to clients with websockets' broadcast(), keeping a replayable
-    history of the newest `retain`."""
+    """Fan the log's events out to clients (`Fanout`), keeping a replayable history of the
+    newest `retain`."""
 
     def __init__(
         self,

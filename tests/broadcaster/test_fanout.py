@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.client import ClientProtocol
+from websockets.exceptions import ConnectionClosed
 from websockets.frames import Opcode
 from websockets.protocol import State
 from websockets.sync.client import connect
@@ -98,6 +99,27 @@ def test_a_connection_that_negotiated_compression_is_refused_not_sent_wrong_fram
         assert len(server.fanout) == 0
 
 
+def test_a_client_whose_write_fails_is_cut_to_resume_rather_than_left_with_a_gap(server):
+    with (
+        connect(f"ws://127.0.0.1:{server.port}") as kept,
+        connect(f"ws://127.0.0.1:{server.port}") as lost,
+    ):
+        wait_until(lambda: len(server.fanout) == 2)
+        local = lost.socket.getsockname()
+        failing = next(c for c in server.fanout.clients if c.remote_address == local)
+
+        def refuse(data: bytes) -> None:
+            raise RuntimeError("the transport refused the write")
+
+        failing.transport.write = refuse
+        assert server.call(lambda: server.fanout.send("one")) == 1
+        assert server.call(lambda: server.fanout.send("two")) == 1
+        assert [kept.recv(timeout=5), kept.recv(timeout=5)] == ["one", "two"]
+        assert failing not in server.fanout.clients
+        with pytest.raises(ConnectionClosed):
+            lost.recv(timeout=5)  # cut: it gets neither "two" after missing "one", nor hangs
+
+
 def test_a_client_whose_close_has_begun_gets_no_frame_after_the_close_frame(server):
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{server.port}/"))
@@ -110,7 +132,7 @@ def test_a_client_whose_close_has_begun_gets_no_frame_after_the_close_frame(serv
 
     server.call(lambda: asyncio.get_running_loop().create_task(connection.close()))
     wait_until(lambda: server.call(lambda: connection.state) is State.CLOSING)
-    assert server.call(lambda: server.fanout.send("after the close frame")) == 1
+    assert server.call(lambda: server.fanout.send("after the close frame")) == 0  # not sent
     received = b""
     while len(received) < 2 or len(received) < 2 + received[1]:
         chunk = sock.recv(4096)
