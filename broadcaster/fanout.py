@@ -23,7 +23,7 @@ class Fanout:
         self.max_buffer = max_buffer
         self.clients: set[ServerConnection] = set()
         # Clients whose transport is paused (over max_buffer when it paused): measured before
-        # each send until they resume. The rest cost nothing more than broadcast().
+        # each send until they resume. The rest cost nothing more than their write.
         self._watched: set[ServerConnection] = set()
 
     def __len__(self) -> int:
@@ -35,7 +35,7 @@ class Fanout:
             # Every client gets the same bytes: a frame an extension (compression) would
             # transform is not the one serialized for the rest. The broadcaster offers none.
             raise ValueError("the fan-out sends plain frames: no extension may be negotiated")
-        # broadcast() applies no backpressure: a client that stopped reading would make the
+        # Writing applies no backpressure: a client that stopped reading would make the
         # server buffer without bound. Instead of measuring every client's buffer on every
         # event, let asyncio say when one goes over the limit: it calls the protocol's
         # pause_writing() the moment a write takes the unsent bytes past the high-water mark.

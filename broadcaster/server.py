@@ -151,7 +151,7 @@ class Broadcaster:
         except ConnectionClosed:
             return
         # No await from here to fanout.add(): no live event can slip in between the replay
-        # and the subscription, and broadcast() writes in call order.
+        # and the subscription, and every write reaches the transport in call order.
         backlog = [] if position is None else self.history.since(position, log_epoch)
         for message in backlog if backlog is not None else [self._reset()]:
             broadcast([connection], message)
