@@ -8,9 +8,8 @@ ours (`Fanout.send`: the slow-client guard, then one frame serialized for every 
 with --measure-all, the guard as it was before 2026-12-05 (every client's buffer measured
 before every event, then `broadcast()`). For each variant: the server thread's CPU time and
 wall time per event (the wall time of the call is how long the last client waits behind the
-first), per delivery, p50/p99. Run-to-run noise from clients and
-the scheduler, which moves a flood's deliveries/s by 10-20% on 2 cores, is shared by the
-variants here, event by event.
+first), per delivery, p50/p99. Run-to-run noise from clients and the scheduler, which moves a
+flood's deliveries/s by 10-20% on 2 cores, is shared by the variants here, event by event.
 """
 
 from __future__ import annotations

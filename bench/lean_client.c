@@ -273,7 +273,8 @@ int main(int argc, char **argv) {
             parse(c, &tally);
         }
         if (pause_us > 0 && n > 0) {
-            struct timespec pause = {.tv_sec = pause_us / 1000000, .tv_nsec = pause_us % 1000000 * 1000};
+            struct timespec pause = {.tv_sec = pause_us / 1000000,
+                                     .tv_nsec = pause_us % 1000000 * 1000};
             nanosleep(&pause, NULL);
         }
     }

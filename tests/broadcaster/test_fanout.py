@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Opcode
 from websockets.protocol import State
 from websockets.sync.client import connect
-from websockets.uri import parse_uri
 
 from broadcaster.fanout import Fanout
+from tests.broadcaster.test_server import StalledClient
 from tests.conftest import wait_until
 
 
@@ -121,12 +119,7 @@ def test_a_client_whose_write_fails_is_cut_to_resume_rather_than_left_with_a_gap
 
 
 def test_a_client_whose_close_has_begun_gets_no_frame_after_the_close_frame(server):
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{server.port}/"))
-    protocol.send_request(protocol.connect())
-    sock.sendall(b"".join(protocol.data_to_send()))
-    while protocol.state is State.CONNECTING:
-        protocol.receive_data(sock.recv(4096))
+    sock = StalledClient(server.port).sock  # upgraded; its bytes read raw from here on
     wait_until(lambda: len(server.fanout) == 1)
     connection = next(iter(server.fanout.clients))
 
