@@ -74,10 +74,15 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.fanout --mode paced --clients 1000 --rate 50 --seconds 10
 	$(BIN)/python -m bench.fanout --mode paced --clients 5000 --rate 10 --seconds 10
 	$(BIN)/python -m bench.fanout_cost --clients 5000 --events 600 --rate 20 --measure-all
+	$(BIN)/python -m bench.fanout --mode flood --clients 5000 --events 200 --client c --client-pause-us 250000 --servers ours,broadcast
+	$(BIN)/python -m bench.fanout --mode flood --clients 5000 --events 200 --client c --client-pause-us 250000 --servers ours --ours-processes 2
+	$(BIN)/python -m bench.idle --clients 60000 --broadcasters 6 --client-processes 8 --seconds 30 --client-pause-us 20000
+	$(BIN)/python -m bench.idle --clients 100000 --broadcasters 6 --client-processes 8 --seconds 30 --client-pause-us 20000
 	$(BIN)/python -m bench.decoupling --dashboards 1000 --posts 300 --rounds 2
 	$(BIN)/python -m bench.e2e --desks 0 --dashboards 100 --rates 100,200,400,800
 	$(BIN)/python -m bench.e2e --desks 10000 --dashboards 100 --rates 100,200,400,800
 	$(BIN)/python -m bench.e2e --desks 100000 --dashboards 100 --rates 100,200,400,800
+	$(BIN)/python -m bench.e2e --desks 100000 --dashboards 100 --rates 400 --client c
 	$(BIN)/python -m bench.takeover --ttl 2 --rounds 5
 	$(BIN)/python -m bench.write_path --reps 3 --writes 3000
 	$(BIN)/python -m bench.write_path --reps 3 --writes 3000 --settle 8

@@ -75,7 +75,7 @@ def known_seq(as_of: int | None) -> int:
 class EventHistory(MethodView):
     """The event log."""
 
-    @blp.arguments(EventQueryArgsSchema, location="query")
+    @blp.arguments(EventQueryArgsSchema(), location="query")
     @blp.response(
         200, EventSchema(many=True), headers={"X-Event-Seq": {"schema": {"type": "integer"}}}
     )

@@ -50,7 +50,7 @@ class RegistryArgsSchema(Schema):
 class Registry(MethodView):
     """The registry, whole."""
 
-    @blp.arguments(RegistryArgsSchema, location="query")
+    @blp.arguments(RegistryArgsSchema(), location="query")
     @blp.alt_response(503, description="Other registry reads held it for 30 s: Retry-After")
     @blp.response(
         200,

@@ -104,9 +104,10 @@ class CClients:
             worker.stdin.close()
             worker.wait(30)
             report = json.loads(line)
-            report["latencies_ms"] = [
-                (arrived - sent[seq]) * 1000 for seq, arrived in report.pop("arrivals")
+            report["latencies_by_seq"] = [
+                (seq, (arrived - sent[seq]) * 1000) for seq, arrived in report.pop("arrivals")
             ]
+            report["latencies_ms"] = [ms for _, ms in report["latencies_by_seq"]]
             reports.append(report)
         for timer in timers:
             timer.cancel()

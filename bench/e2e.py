@@ -8,6 +8,12 @@ writes/s in total for --seconds, each on its own keep-alive connection. Write-to
 from the write's wall time (the event's `at`, stamped at commit) to a client holding the event,
 over every event of one connection in --sample-every. Events keep up at W when every client
 got every event within --patience seconds of the last write and p99 stayed under 1 s.
+
+`--client c` holds the dashboards with the C client (bench/lean_client.c) instead: at 400
+writes/s to 100 dashboards the Python clients take about a third of a core of the two, which
+a dashboard on another machine would not; the write's `at` of each seq is then read from the
+log after the step, and arrivals (CLOCK_MONOTONIC) are put on the wall clock by the offset
+between the two clocks.
 """
 
 from __future__ import annotations
@@ -17,12 +23,16 @@ import http.client
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench import lean_client
+from bench import cclient, lean_client
 from bench.common import RESULTS, free_port, percentiles, record
-from bench.store import Up, prefill, request
+from bench.store import HISTORY, Up, prefill, request
+from desks.event_log import EventLog
+from desks.settings import Settings
+from desks.store import open_store
 
 KEEP_UP_P99_MS = 1000.0
 
@@ -60,8 +70,10 @@ def write_at(port: int, rate: float, seconds: float, writers: int) -> tuple[int,
     return sum(acknowledged), time.monotonic() - start, errors
 
 
-def step(up: Up, ws_port: int, rate: float, args: Any) -> dict[str, Any]:
+def step(up: Up, ws_port: int, rate: float, args: Any, path: str) -> dict[str, Any]:
     """One write rate: dashboards connected, writes paced, what the dashboards received."""
+    if args.client == "c":
+        return c_step(up, ws_port, rate, args, path)
     events = round(rate * args.seconds)
     dashboards = lean_client.Clients(
         ws_port,
@@ -93,6 +105,58 @@ def step(up: Up, ws_port: int, rate: float, args: Any) -> dict[str, Any]:
     }
 
 
+class LoggedAt(dict[int, float]):
+    """seq -> when its write committed (the event's `at`), on the monotonic clock: read from
+    the log when first asked for (every event a client got is in the log by then)."""
+
+    def __init__(self, log: EventLog, wall_minus_monotonic: float) -> None:
+        super().__init__()
+        self._log = log
+        self._offset = wall_minus_monotonic
+
+    def __missing__(self, seq: int) -> float:
+        for event in self._log.after(seq - 1, 1):
+            if event.seq == seq:
+                self[seq] = datetime.fromisoformat(event.at).timestamp() - self._offset
+                return self[seq]
+        raise KeyError(seq)
+
+
+def c_step(up: Up, ws_port: int, rate: float, args: Any, path: str) -> dict[str, Any]:
+    """`step` with the dashboards in C: latencies from each seq's `at`, read from the log."""
+    store = open_store(Settings(embedded_path=path, embedded_history_size=HISTORY))
+    log = EventLog(store.database)
+    try:
+        head = log.head()
+        writes = round(rate * args.seconds)
+        dashboards = cclient.CClients(
+            ws_port, args.dashboards, head + writes, args.processes, args.sample_every
+        )
+        dashboards.connect()
+        dashboards.go()
+        time.sleep(0.5)
+        acknowledged, elapsed, errors = write_at(up.port, rate, args.seconds, args.writers)
+        # The clients stop when told, after --patience: they cannot know how many will come.
+        written = LoggedAt(log, time.time() - time.monotonic())
+        reports = dashboards.finish(written, timeout=args.patience)
+    finally:
+        store.close()
+    delivered = sum(report["frames"] for report in reports)
+    latency = percentiles([ms for report in reports for ms in report["latencies_ms"]])
+    expected = args.dashboards * acknowledged
+    return {
+        "rate": rate,
+        "writes_acknowledged": acknowledged,
+        "write_rate_achieved": round(acknowledged / elapsed, 1),
+        "errors": len(errors),
+        "delivered": delivered,
+        "expected": expected,
+        "write_to_receipt_ms": latency,
+        "kept_up": delivered == expected and latency["p99"] < KEEP_UP_P99_MS,
+        "client_cpu_s": round(sum(report["cpu_s"] for report in reports), 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.e2e")
     parser.add_argument("--desks", type=int, default=0, help="stored before the run")
@@ -102,6 +166,9 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=8, help="HTTP writer threads")
     parser.add_argument("--processes", type=int, default=2, help="dashboard client processes")
     parser.add_argument("--sample-every", type=int, default=5)
+    parser.add_argument(
+        "--client", choices=("python", "c"), default="python", help="the dashboards' client"
+    )
     parser.add_argument("--patience", type=float, default=10, help="seconds after the writes")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -113,7 +180,7 @@ def main() -> None:
         up = Up(path, free_port(), ws_port)
         try:
             for rate in [float(r) for r in args.rates.split(",")]:
-                result = step(up, ws_port, rate, args)
+                result = step(up, ws_port, rate, args, path)
                 print(result, flush=True)
                 steps.append(result)
                 if not result["kept_up"]:

@@ -114,8 +114,18 @@ def test_fanout_over_several_processes_and_idle_dashboards_at_scale_run(tmp_path
         "bench.idle",
         tmp_path / "idle",
         *("--clients", "40", "--broadcasters", "2", "--client-processes", "2"),
-        *("--rate", "10", "--seconds", "0.3", "--sample-every", "1"),
+        *("--rate", "10", "--seconds", "0.3", "--sample-every", "1", "--client-pause-us", "1000"),
     )
     assert idle["run"]["delivered"] == idle["run"]["expected"] == 120
     assert idle["run"]["pss_per_connection_bytes"] is not None
     assert idle["run"]["latency_ms"]["p99"] >= 0
+    assert idle["run"]["latency_after_warmup_ms"]["p99"] >= 0  # events 3 and later
+    in_c = run_benchmark(
+        "bench.e2e",
+        tmp_path / "e2e-c",
+        *("--desks", "50", "--dashboards", "3", "--rates", "10", "--seconds", "0.5"),
+        *("--patience", "2", "--client", "c", "--sample-every", "1"),
+    )
+    (step,) = in_c["steps"]
+    assert step["delivered"] == step["expected"] == 3 * step["writes_acknowledged"] == 15
+    assert 0 < step["write_to_receipt_ms"]["p50"] < 2000  # the log's `at` put on one clock

