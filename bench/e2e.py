@@ -89,6 +89,18 @@ def step(up: Up, ws_port: int, rate: float, args: Any, path: str) -> dict[str, A
     time.sleep(0.5)
     acknowledged, elapsed, errors = write_at(up.port, rate, args.seconds, args.writers)
     reports = dashboards.finish(timeout=args.seconds + args.patience + 120)
+    return figures(rate, args, acknowledged, elapsed, errors, reports)
+
+
+def figures(
+    rate: float,
+    args: Any,
+    acknowledged: int,
+    elapsed: float,
+    errors: list[str],
+    reports: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """What one write rate gave: writes acknowledged, deliveries, write-to-receipt latency."""
     delivered = sum(report["frames"] for report in reports)
     latency = percentiles([ms for report in reports for ms in report["latencies_ms"]])
     expected = args.dashboards * acknowledged
@@ -141,20 +153,7 @@ def c_step(up: Up, ws_port: int, rate: float, args: Any, path: str) -> dict[str,
         reports = dashboards.finish(written, timeout=args.patience)
     finally:
         store.close()
-    delivered = sum(report["frames"] for report in reports)
-    latency = percentiles([ms for report in reports for ms in report["latencies_ms"]])
-    expected = args.dashboards * acknowledged
-    return {
-        "rate": rate,
-        "writes_acknowledged": acknowledged,
-        "write_rate_achieved": round(acknowledged / elapsed, 1),
-        "errors": len(errors),
-        "delivered": delivered,
-        "expected": expected,
-        "write_to_receipt_ms": latency,
-        "kept_up": delivered == expected and latency["p99"] < KEEP_UP_P99_MS,
-        "client_cpu_s": round(sum(report["cpu_s"] for report in reports), 2),
-    }
+    return figures(rate, args, acknowledged, elapsed, errors, reports)
 
 
 def main() -> None:
