@@ -39,8 +39,8 @@ def test_a_name_holding_a_lone_surrogate_is_refused():
 
 
 def test_every_argument_schema_is_built_once_not_per_request(app):
-    # Given a class, webargs builds a schema for every request, deep-copying its fields: a
-    # twentieth of a POST's CPU, measured. Given an instance, it loads with that one.
+    # Given a class, webargs builds a schema for every request, deep-copying its fields (5%
+    # of the API's samples in a profile). Given an instance, it loads with that one.
     parsed = []
     for view in app.view_functions.values():
         for method in ("get", "post", "put", "patch", "delete"):
