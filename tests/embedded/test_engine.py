@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from pymongo.errors import AutoReconnect
 
-from embedded import EmbeddedClient
+from embedded import EmbeddedClient, writers
 from embedded.engine import Engine, StoreFormatError
 from embedded.fairlock import FairLock
 from tests.conftest import wait_until
@@ -305,6 +305,99 @@ def test_engine_a_writer_behind_a_stalled_one_gives_up_at_its_timeout_and_close_
         keys = {key for (key,) in connection.execute("SELECT key FROM meta")}
     assert {"held", "after"} <= keys and not {"late", "never"} & keys
     waiting.close()
+
+
+def test_engine_contended_writes_are_waited_for_by_one_thread_not_one_each(store_path, monkeypatch):
+    # A thread started for every contended write cost CPU and a wait for it to be scheduled
+    # on the write path of every process; one waiter thread takes the waits one after another.
+    monkeypatch.setattr(writers, "WAITER_IDLE", 600.0)  # however slow the machine
+    holder, contender = Engine(store_path), Engine(store_path)  # a lock file description each
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def counting_start(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    for n in range(3):
+
+        def write(n: int = n) -> None:
+            with contender.write() as connection:
+                connection.execute("INSERT INTO meta (key, value) VALUES (?, 1)", (f"c{n}",))
+
+        with holder.write():
+            writer = threading.Thread(target=write, name="contender")
+            writer.start()
+            wait_until(lambda: _blocked_on(store_path + "-writers.lock"))  # in the queue
+        writer.join(10)
+        assert not writer.is_alive()
+    assert len(started) - started.count("contender") == 1
+    with contender.read() as connection:
+        keys = {key for (key,) in connection.execute("SELECT key FROM meta")}
+    assert {"c0", "c1", "c2"} <= keys
+    holder.close()
+    contender.close()
+
+
+def test_engine_an_idle_waiter_thread_ends_and_the_next_contended_write_starts_another(
+    store_path, monkeypatch
+):
+    monkeypatch.setattr(writers, "WAITER_IDLE", 0.05)
+    holder, contender = Engine(store_path), Engine(store_path)
+    for n in range(2):
+
+        def write(n: int = n) -> None:
+            with contender.write() as connection:
+                connection.execute("INSERT INTO meta (key, value) VALUES (?, 1)", (f"c{n}",))
+
+        with holder.write():
+            writer = threading.Thread(target=write)
+            writer.start()
+            wait_until(lambda: _blocked_on(store_path + "-writers.lock"))
+        writer.join(10)
+        assert not writer.is_alive()
+        wait_until(lambda: "writers-queue" not in {t.name for t in threading.enumerate()})
+    with contender.read() as connection:
+        assert {"c0", "c1"} <= {key for (key,) in connection.execute("SELECT key FROM meta")}
+    holder.close()
+    contender.close()
+
+
+def test_engine_a_waiter_thread_that_fails_fails_its_wait_and_the_next_write_goes_through(
+    store_path, monkeypatch, caplog
+):
+    holder, contender = Engine(store_path), Engine(store_path, queue_timeout=30)
+    wait = writers.WriterQueue._wait
+    failures = iter([True])
+
+    def failing_once(queue: writers.WriterQueue, fd: int) -> None:
+        if next(failures, False):
+            raise RuntimeError("injected")
+        wait(queue, fd)
+
+    monkeypatch.setattr(writers.WriterQueue, "_wait", failing_once)
+    outcomes: list[str] = []
+    for n in range(2):
+
+        def write(n: int = n) -> None:
+            try:
+                with contender.write() as connection:
+                    connection.execute("INSERT INTO meta (key, value) VALUES (?, 1)", (f"c{n}",))
+                outcomes.append("written")
+            except AutoReconnect as error:
+                outcomes.append(str(error))
+
+        with holder.write():
+            writer = threading.Thread(target=write)
+            writer.start()
+            wait_until(lambda n=n: len(outcomes) > n or _blocked_on(store_path + "-writers.lock"))
+        writer.join(10)
+    # The first wait fails at once, saying why (not after its 30 s); the second is served.
+    assert "waiter thread failed" in outcomes[0] and outcomes[1] == "written"
+    assert "the writers' queue waiter failed" in caplog.text
+    holder.close()
+    contender.close()
 
 
 def test_engine_a_forked_child_does_not_keep_a_killed_parents_write_lock(store_path):
