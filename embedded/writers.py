@@ -120,9 +120,8 @@ class WriterQueue:
                 if self._waiter is threading.current_thread():
                     self._waiter = None
                 if self._waiting:
-                    self._waiting = self._asked = False
-                    self._error = OSError(f"the waiter thread failed: {error!r}")
-                    self._close_if_done()
+                    self._asked = False
+                    self._end_wait(OSError(f"the waiter thread failed: {error!r}"))
                 self._state.notify_all()
 
     def _serve_waits(self) -> None:
@@ -137,9 +136,7 @@ class WriterQueue:
                     self._state.wait(remaining)
                 self._asked = False
                 if self._closed:  # closed before the wait began: it never will
-                    self._waiting = False
-                    self._close_if_done()
-                    self._state.notify_all()
+                    self._end_wait(None)
                     continue
                 fd = self._fd  # open: never closed while a wait is under way (_waiting)
             assert fd is not None
@@ -150,9 +147,7 @@ class WriterQueue:
             fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError as error:
             with self._state:
-                self._waiting, self._error = False, error
-                self._close_if_done()
-                self._state.notify_all()
+                self._end_wait(error)
             return
         with self._state:
             self._waiting = False
@@ -162,6 +157,12 @@ class WriterQueue:
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 self._close_if_done()
             self._state.notify_all()
+
+    def _end_wait(self, error: OSError | None) -> None:
+        # Under _state: a wait ended without the lock (`error` says why, if it failed).
+        self._waiting, self._error = False, error
+        self._close_if_done()
+        self._state.notify_all()
 
     def release(self) -> None:
         """Let the next waiting writer in (the kernel wakes it at once)."""

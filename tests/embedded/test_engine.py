@@ -307,6 +307,29 @@ def test_engine_a_writer_behind_a_stalled_one_gives_up_at_its_timeout_and_close_
     waiting.close()
 
 
+def _write_behind(holder: Engine, contender: Engine, key: str, store_path: str) -> str:
+    """Write `key` through `contender` while `holder` holds a write, so that it waits in the
+    writers' queue; return "written", or why the write failed."""
+    outcome: list[str] = []
+
+    def write() -> None:
+        try:
+            with contender.write() as connection:
+                connection.execute("INSERT INTO meta (key, value) VALUES (?, 1)", (key,))
+            outcome.append("written")
+        except AutoReconnect as error:
+            outcome.append(str(error))
+
+    with holder.write():
+        writer = threading.Thread(target=write, name="contender")
+        writer.start()
+        # In the queue (or failed already, without waiting).
+        wait_until(lambda: bool(outcome) or _blocked_on(store_path + "-writers.lock"))
+    writer.join(10)
+    assert not writer.is_alive()
+    return outcome[0]
+
+
 def test_engine_contended_writes_are_waited_for_by_one_thread_not_one_each(store_path, monkeypatch):
     # A thread started for every contended write cost CPU and a wait for it to be scheduled
     # on the write path of every process; one waiter thread takes the waits one after another.
@@ -321,17 +344,7 @@ def test_engine_contended_writes_are_waited_for_by_one_thread_not_one_each(store
 
     monkeypatch.setattr(threading.Thread, "start", counting_start)
     for n in range(3):
-
-        def write(n: int = n) -> None:
-            with contender.write() as connection:
-                connection.execute("INSERT INTO meta (key, value) VALUES (?, 1)", (f"c{n}",))
-
-        with holder.write():
-            writer = threading.Thread(target=write, name="contender")
-            writer.start()
-            wait_until(lambda: _blocked_on(store_path + "-writers.lock"))  # in the queue
-        writer.join(10)
-        assert not writer.is_alive()
+        assert _write_behind(holder, contender, f"c{n}", store_path) == "written"
     assert len(started) - started.count("contender") == 1
     with contender.read() as connection:
         keys = {key for (key,) in connection.execute("SELECT key FROM meta")}
@@ -346,17 +359,7 @@ def test_engine_an_idle_waiter_thread_ends_and_the_next_contended_write_starts_a
     monkeypatch.setattr(writers, "WAITER_IDLE", 0.05)
     holder, contender = Engine(store_path), Engine(store_path)
     for n in range(2):
-
-        def write(n: int = n) -> None:
-            with contender.write() as connection:
-                connection.execute("INSERT INTO meta (key, value) VALUES (?, 1)", (f"c{n}",))
-
-        with holder.write():
-            writer = threading.Thread(target=write)
-            writer.start()
-            wait_until(lambda: _blocked_on(store_path + "-writers.lock"))
-        writer.join(10)
-        assert not writer.is_alive()
+        assert _write_behind(holder, contender, f"c{n}", store_path) == "written"
         wait_until(lambda: "writers-queue" not in {t.name for t in threading.enumerate()})
     with contender.read() as connection:
         assert {"c0", "c1"} <= {key for (key,) in connection.execute("SELECT key FROM meta")}
@@ -377,22 +380,7 @@ def test_engine_a_waiter_thread_that_fails_fails_its_wait_and_the_next_write_goe
         wait(queue, fd)
 
     monkeypatch.setattr(writers.WriterQueue, "_wait", failing_once)
-    outcomes: list[str] = []
-    for n in range(2):
-
-        def write(n: int = n) -> None:
-            try:
-                with contender.write() as connection:
-                    connection.execute("INSERT INTO meta (key, value) VALUES (?, 1)", (f"c{n}",))
-                outcomes.append("written")
-            except AutoReconnect as error:
-                outcomes.append(str(error))
-
-        with holder.write():
-            writer = threading.Thread(target=write)
-            writer.start()
-            wait_until(lambda n=n: len(outcomes) > n or _blocked_on(store_path + "-writers.lock"))
-        writer.join(10)
+    outcomes = [_write_behind(holder, contender, f"c{n}", store_path) for n in range(2)]
     # The first wait fails at once, saying why (not after its 30 s); the second is served.
     assert "waiter thread failed" in outcomes[0] and outcomes[1] == "written"
     assert "the writers' queue waiter failed" in caplog.text
