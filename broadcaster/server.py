@@ -26,7 +26,13 @@ from broadcaster.follower import AWAIT_MS, LogFollower, Update, Window
 from broadcaster.gate import Gate
 from broadcaster.history import History, SequenceGap
 from broadcaster.limits import Limits
-from broadcaster.peer import POLICY_VIOLATION, Allowance, GuardedConnection, remote
+from broadcaster.peer import (
+    POLICY_VIOLATION,
+    Allowance,
+    GuardedConnection,
+    forget_handshake,
+    remote,
+)
 from broadcaster.probes import answer_probe
 from broadcaster.query import BadQuery, parse_query
 from desks.auth import Verifier
@@ -391,12 +397,3 @@ class Broadcaster:
             log.error("cannot listen", extra={"host": host, "port": port, "error": str(error)})
         finally:
             self.started.set()
-
-
-def forget_handshake(connection: ServerConnection) -> None:
-    """Let go of the handshake's headers once read (the gate's checks, the query): an idle
-    client would hold them for as long as it stays (measured: a fifth of its memory)."""
-    # Emptied in place: websockets' parser keeps the request for the connection's life.
-    for message in (connection.request, connection.response):
-        if message is not None:
-            message.headers.clear()
